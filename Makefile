@@ -1,0 +1,43 @@
+# walden: build, Debian package and package tests.
+
+GO ?= go
+
+# Package/binary version from git (packaging/version.sh); override with
+# `make VERSION=...`. Evaluated once.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell packaging/version.sh)
+endif
+# Timestamps inside the .deb and the changelog date: the commit time, so that
+# rebuilds of one commit are identical; now when there is no commit yet.
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+endif
+export VERSION SOURCE_DATE_EPOCH
+
+# nfpm from the Go module proxy, pinned (v2.45.2 is known to be served).
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
+.PHONY: build deb test-deb test-deb-container
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/walden ./cmd/walden
+
+# dist/walden_$(VERSION)_amd64.deb; older dist/walden_*.deb are removed so
+# that exactly one package is there for the tests.
+deb: build
+	rm -rf dist/deb && mkdir -p dist/deb
+	sed -e 's/@VERSION@/$(VERSION)/g' \
+	    -e "s/@DATE@/$$(LC_ALL=C date -u -R -d @$(SOURCE_DATE_EPOCH))/" \
+	    packaging/changelog | gzip -9n >dist/deb/changelog.Debian.gz
+	sed -e 's/@VERSION@/$(VERSION)/g' packaging/walden.1 | gzip -9n >dist/deb/walden.1.gz
+	rm -f dist/walden_*.deb
+	$(NFPM) pkg --packager deb --config nfpm.yaml --target dist/
+	test -f dist/walden_$(VERSION)_amd64.deb
+
+# Static checks of the .deb and a run of the packaged binary (no install).
+test-deb:
+	packaging/test-deb.sh
+
+# Install/start/purge in a booted Debian 12 systemd-nspawn container (root).
+test-deb-container:
+	packaging/test-deb-container.sh

@@ -1,0 +1,302 @@
+// Command walden is a drop-in replacement for WAL-E: the same command line,
+// configuration, storage layout and log lines, plus an agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/walden-pg/walden/config"
+	"github.com/walden-pg/walden/envdir"
+	"github.com/walden-pg/walden/walelog"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is one subcommand: its grammar and what it runs.
+type command struct {
+	name        string
+	desc        string
+	opts        []opt
+	positionals []string
+	minPos      int
+	maxPos      int  // -1: unlimited
+	startMsg    bool // logs WAL-E's "starting WAL-E"
+	noConfig    bool // runs without configuration (version)
+	run         func(ctx context.Context, a *app, p *args) error
+}
+
+func commands() []*command {
+	return []*command{
+		versionCmd, walPushCmd, walFetchCmd, walPrefetchCmd,
+		backupPushCmd, backupFetchCmd, backupListCmd, deleteCmd,
+		restoreCmd, agentCmd, statusCmd, checkCmd,
+	}
+}
+
+var globalOpts = []opt{
+	{long: "--aws-access-key-id", short: "-k", metavar: "AWS_ACCESS_KEY_ID", help: "public AWS access key; can also be defined in the AWS_ACCESS_KEY_ID environment variable"},
+	{long: "--aws-instance-profile", help: "use the IAM instance profile (or the SDK's default credential chain)"},
+	{long: "--gs-access-key-id", metavar: "GS_ACCESS_KEY_ID", help: "accepted and ignored, as WAL-E did"},
+	{long: "--wabs-account-name", short: "-a", metavar: "WABS_ACCOUNT_NAME", help: "accepted for compatibility; Azure is not supported"},
+	{long: "--s3-prefix", metavar: "S3_PREFIX", help: "storage prefix (the URL scheme picks the backend)"},
+	{long: "--wabs-prefix", metavar: "WABS_PREFIX", help: "storage prefix"},
+	{long: "--gs-prefix", metavar: "GS_PREFIX", help: "storage prefix"},
+	{long: "--file-prefix", metavar: "FILE_PREFIX", help: "storage prefix"},
+	{long: "--gpg-key-id", metavar: "GPG_KEY_ID", help: "GPG key id to encrypt with (also WALE_GPG_KEY_ID)"},
+	{long: "--terse", help: "only log warnings and errors"},
+	{long: "--envdir", metavar: "DIR", help: "read settings from a daemontools envdir (also WALDEN_ENVDIR)"},
+}
+
+// app is one invocation: its name, streams, settings and logger. Nothing
+// here is global, so the agent can build one per request.
+type app struct {
+	prog       string // "wal-e" or "walden"
+	walE       bool
+	stdout     io.Writer
+	stderr     io.Writer
+	globalArgs []string // re-passed to prefetch helpers
+	flags      config.Flags
+	settings   *config.Settings
+	log        *walelog.Logger
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(argv []string, stdout, stderr io.Writer) int {
+	a := &app{prog: "walden", stdout: stdout, stderr: stderr}
+	if filepath.Base(argv[0]) == "wal-e" {
+		a.prog, a.walE = "wal-e", true
+	}
+	cmds := commands()
+	usage := usageLine(a.prog, globalOpts, []string{"{" + cmdNames(cmds) + "} ..."})
+	for _, t := range argv[1:] {
+		if t == "-h" || t == "--help" {
+			fmt.Fprint(stdout, helpText(a.prog, "walden: continuous archiving for PostgreSQL, WAL-E compatible.\n\nsubcommands: "+cmdNames(cmds), globalOpts, []string{"SUBCOMMAND"}))
+			return 0
+		}
+		if !strings.HasPrefix(t, "-") {
+			break
+		}
+	}
+	g, rest, err := parseOptions(globalOpts, argv[1:], true)
+	if err != nil {
+		return a.usageFail(usage, a.prog, err.Error())
+	}
+	if g.flags["--aws-instance-profile"] && g.vals["--aws-access-key-id"] != "" {
+		return a.usageFail(usage, a.prog, "argument --aws-instance-profile: not allowed with argument -k/--aws-access-key-id")
+	}
+	a.globalArgs = argv[1 : len(argv)-len(rest)]
+	a.flags = config.Flags{
+		FilePrefix: g.vals["--file-prefix"], GSPrefix: g.vals["--gs-prefix"], S3Prefix: g.vals["--s3-prefix"], WABSPrefix: g.vals["--wabs-prefix"],
+		AWSAccessKeyID: g.vals["--aws-access-key-id"], AWSInstanceProfile: g.flags["--aws-instance-profile"], Terse: g.flags["--terse"],
+	}
+	if v, ok := g.vals["--gpg-key-id"]; ok {
+		a.flags.GPGKeyID = &v
+	}
+	var cmd *command
+	if len(rest) > 0 {
+		for _, c := range cmds {
+			if c.name == rest[0] {
+				cmd = c
+			}
+		}
+		if cmd == nil {
+			return a.usageFail(usage, a.prog, fmt.Sprintf("argument subcommand: invalid choice: '%s' (choose from %s)", rest[0], quoteNames(cmds)))
+		}
+	}
+	if cmd != nil && cmd.noConfig {
+		return a.runCommand(cmd, rest[1:])
+	}
+
+	// Configuration: an envdir given by flag or variable is applied to the
+	// process environment itself, exactly as `envdir DIR walden ...` would,
+	// so every library (AWS SDK, libpq variables, gpg) sees the same values.
+	dir, hasDir := g.vals["--envdir"]
+	if !hasDir {
+		dir, hasDir = os.LookupEnv("WALDEN_ENVDIR")
+	}
+	a.log = a.newLogger(nil)
+	if hasDir {
+		if err := applyEnvdir(dir); err != nil {
+			a.log.Error(walelog.Main, "could not read the envdir", err.Error(), "")
+			return 1
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			a.globalArgs = withEnvdir(a.globalArgs, abs)
+		}
+	}
+	s, err := config.Load(os.LookupEnv, a.flags)
+	if err != nil {
+		a.log.Error(walelog.Main, "bad configuration", err.Error(), "")
+		return 1
+	}
+	a.settings = s
+	a.log = a.newLogger(s)
+	if cmd == nil {
+		if !s.HasPrefix {
+			return a.fail(noPrefixError())
+		}
+		a.log.Error(walelog.Main, "subcommand not implemented", "The submitted subcommand was None.", "Check for typos or consult "+a.prog+" --help.")
+		return 127
+	}
+	return a.runCommand(cmd, rest[1:])
+}
+
+func (a *app) runCommand(cmd *command, in []string) int {
+	prog := a.prog + " " + cmd.name
+	usage := usageLine(prog, cmd.opts, cmd.positionals)
+	for _, t := range in {
+		if t == "-h" || t == "--help" {
+			fmt.Fprint(a.stdout, helpText(prog, cmd.desc, cmd.opts, cmd.positionals))
+			return 0
+		}
+	}
+	p, _, err := parseOptions(cmd.opts, in, false)
+	if err != nil {
+		return a.usageFail(usage, prog, err.Error())
+	}
+	if len(p.pos) < cmd.minPos {
+		missing := cmd.positionals[len(p.pos):cmd.minPos]
+		return a.usageFail(usage, prog, "the following arguments are required: "+strings.Join(missing, ", "))
+	}
+	if cmd.maxPos >= 0 && len(p.pos) > cmd.maxPos {
+		return a.usageFail(usage, prog, "unrecognized arguments: "+strings.Join(p.pos[cmd.maxPos:], " "))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if cmd.startMsg {
+		a.log.Info(walelog.Main, "starting WAL-E", fmt.Sprintf("The subcommand is %q.", cmd.name), "")
+	}
+	if err := cmd.run(ctx, a, p); err != nil {
+		return a.fail(err)
+	}
+	return 0
+}
+
+// exitStatus lets a command choose its exit status without logging.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func (a *app) fail(err error) int {
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
+	var ue *walelog.UserError
+	if errors.As(err, &ue) {
+		lvl := walelog.Error
+		if ue.Critical {
+			lvl = walelog.Critical
+		}
+		a.log.Log(walelog.Record{Logger: walelog.Main, Level: lvl, Msg: ue.Msg, Detail: ue.Detail, Hint: ue.Hint})
+		return ue.Status()
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		a.log.Error(walelog.Main, "bad configuration", err.Error(), "")
+		return 1
+	}
+	if errors.Is(err, config.ErrNoPrefix) {
+		return a.fail(noPrefixError())
+	}
+	a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
+	return 1
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func noPrefixError() *walelog.UserError {
+	return &walelog.UserError{
+		Msg:  "no storage prefix defined",
+		Hint: "Either set one of the --file-prefix, --gs-prefix, --s3-prefix or --wabs-prefix options or define one of the WALE_FILE_PREFIX, WALE_GS_PREFIX, WALE_S3_PREFIX, WALE_SWIFT_PREFIX or WALE_WABS_PREFIX, environment variables.",
+	}
+}
+
+func (a *app) usageFail(usage, prog, msg string) int {
+	fmt.Fprintf(a.stderr, "%s\n%s: error: %s\n", usage, prog, msg)
+	return 2
+}
+
+func (a *app) newLogger(s *config.Settings) *walelog.Logger {
+	o := walelog.Options{Stderr: a.stderr, Terse: a.flags.Terse}
+	if s != nil {
+		o.Destinations, o.Facility, o.Format = s.LogDestinations, s.SyslogFacility, s.LogFormat
+	} else {
+		o.Destinations = []string{"stderr"}
+	}
+	return walelog.New(o)
+}
+
+func applyEnvdir(dir string) error {
+	ents, err := envdir.Read(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Unset {
+			os.Unsetenv(e.Name)
+		} else {
+			os.Setenv(e.Name, e.Value)
+		}
+	}
+	return nil
+}
+
+// withEnvdir rewrites --envdir to an absolute path so detached helpers,
+// which run from /, read the same directory.
+func withEnvdir(args []string, abs string) []string {
+	out := make([]string, 0, len(args)+2)
+	found := false
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--envdir" && i+1 < len(args):
+			out = append(out, "--envdir", abs)
+			i++
+			found = true
+		case strings.HasPrefix(args[i], "--envdir="):
+			out = append(out, "--envdir="+abs)
+			found = true
+		default:
+			out = append(out, args[i])
+		}
+	}
+	if !found {
+		out = append(out, "--envdir", abs)
+	}
+	return out
+}
+
+func cmdNames(cmds []*command) string {
+	var n []string
+	for _, c := range cmds {
+		n = append(n, c.name)
+	}
+	return strings.Join(n, ",")
+}
+
+func quoteNames(cmds []*command) string {
+	var n []string
+	for _, c := range cmds {
+		n = append(n, "'"+c.name+"'")
+	}
+	return strings.Join(n, ", ")
+}
+
+// notImplemented is the answer of subcommands that are not built yet.
+func notImplemented(name string) func(context.Context, *app, *args) error {
+	return func(context.Context, *app, *args) error {
+		return &walelog.UserError{Msg: name + " is not implemented yet"}
+	}
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/walden-pg/walden/wal"
+	"github.com/walden-pg/walden/walelog"
+)
+
+var walPushCmd = &command{
+	name: "wal-push", desc: "archive a WAL file (archive_command's %p)",
+	opts:        []opt{{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "upload up to this many .ready segments at once (default 32)"}},
+	positionals: []string{"WAL_SEGMENT"}, minPos: 1, maxPos: 1,
+	run: func(ctx context.Context, a *app, p *args) error {
+		ar, err := a.archive(ctx)
+		if err != nil {
+			return err
+		}
+		err = ar.Push(ctx, p.pos[0], p.int("--pool-size", 32))
+		var mf *wal.MissingFileError
+		if errors.As(err, &mf) {
+			// WAL-E printed the OS error on stdout; kept for scripts that saw it.
+			fmt.Fprintln(a.stdout, mf.Error())
+			return &walelog.UserError{Msg: "could not find file for wal-push",
+				Detail: fmt.Sprintf("The operating system reported: No such file or directory '%s'", mf.Path)}
+		}
+		return err
+	},
+}

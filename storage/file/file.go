@@ -1,0 +1,169 @@
+// Package file stores objects as files under a local directory, the backend
+// of WALE_FILE_PREFIX. Writes go to a temporary name and are renamed, so an
+// object is visible whole or not at all.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/walden-pg/walden/storage"
+)
+
+// Store is a directory-backed store.
+type Store struct {
+	root string
+}
+
+// New returns a store rooted at dir (WAL-E: "/" + path_prefix).
+func New(dir string) *Store { return &Store{root: filepath.Clean(dir)} }
+
+func (s *Store) path(key string) string { return filepath.Join(s.root, filepath.FromSlash(key)) }
+
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) error {
+	dst := s.path(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	ok = true
+	if d, err := os.Open(filepath.Dir(dst)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	f, err := os.Open(s.path(key))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotFound)
+		}
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return f, nil
+}
+
+func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
+	fi, err := os.Stat(s.path(key))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return storage.Object{}, fmt.Errorf("head %s: %w", key, storage.ErrNotFound)
+		}
+		return storage.Object{}, fmt.Errorf("head %s: %w", key, err)
+	}
+	if fi.IsDir() {
+		return storage.Object{}, fmt.Errorf("head %s: %w", key, storage.ErrNotFound)
+	}
+	return storage.Object{Key: key, Size: fi.Size(), Modified: fi.ModTime()}, nil
+}
+
+// List walks the directory holding prefix; temporary files of unfinished
+// writes are not objects and are left out.
+func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	dir := prefix
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir = prefix[:i]
+	} else {
+		dir = ""
+	}
+	start := s.path(dir)
+	var out []storage.Object
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, storage.Object{Key: key, Size: fi.Size(), Modified: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Delete removes the file and the directories it leaves empty, up to the root.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	p := s.path(key)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	for d := filepath.Dir(p); d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Local reports that lookups here cost no network round trip, so callers may
+// probe several names instead of listing.
+func (s *Store) Local() bool { return true }

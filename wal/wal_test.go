@@ -1,0 +1,229 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walden-pg/walden/blob"
+	"github.com/walden-pg/walden/codec"
+	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/file"
+	"github.com/walden-pg/walden/walelog"
+)
+
+type fixture struct {
+	ar     *Archive
+	store  string
+	pgwal  string
+	logbuf *bytes.Buffer
+}
+
+func newFixture(t *testing.T, compression string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	p, err := storage.ParsePrefix("file://localhost" + store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := codec.ByName(compression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgwal := filepath.Join(dir, "pg_wal")
+	if err := os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	log := walelog.New(walelog.Options{Stderr: &buf, Destinations: []string{"stderr"}})
+	return &fixture{
+		ar:     &Archive{Store: file.New(store), Prefix: p, Format: blob.Format{Codec: c}, Log: log, Workers: 2},
+		store:  store,
+		pgwal:  pgwal,
+		logbuf: &buf,
+	}
+}
+
+func (f *fixture) segment(t *testing.T, name string, ready bool) []byte {
+	t.Helper()
+	data := make([]byte, 16<<20)
+	rand.Read(data[:1<<20]) // part random, part zeros, like a real segment
+	if err := os.WriteFile(filepath.Join(f.pgwal, name), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ready {
+		os.WriteFile(filepath.Join(f.pgwal, "archive_status", name+".ready"), nil, 0o600)
+	}
+	return data
+}
+
+func TestPushThenFetchRestoresIdenticalBytesForEveryCodec(t *testing.T) {
+	for _, c := range []string{"lz4", "zstd", "lzo", "none"} {
+		t.Run(c, func(t *testing.T) {
+			f := newFixture(t, c)
+			data := f.segment(t, "000000010000000000000001", true)
+			if err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, "000000010000000000000001"), 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(f.store, "wal_005", "000000010000000000000001"+f.ar.Format.Ext())); err != nil {
+				t.Fatal(err)
+			}
+			dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+			if err := f.ar.Fetch(context.Background(), "000000010000000000000001", dest, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(dest)
+			if !bytes.Equal(got, data) {
+				t.Fatal("fetched bytes differ")
+			}
+			if !strings.Contains(f.logbuf.String(), "state=complete") {
+				t.Fatalf("log: %s", f.logbuf)
+			}
+		})
+	}
+}
+
+func TestPushWithPoolMarksOnlyOtherSegmentsDone(t *testing.T) {
+	f := newFixture(t, "lz4")
+	for _, n := range []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003"} {
+		f.segment(t, n, true)
+	}
+	if err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, "000000010000000000000001"), 32); err != nil {
+		t.Fatal(err)
+	}
+	st := filepath.Join(f.pgwal, "archive_status")
+	if _, err := os.Stat(filepath.Join(st, "000000010000000000000001.ready")); err != nil {
+		t.Fatal("the named segment's .ready was touched")
+	}
+	for _, n := range []string{"000000010000000000000002", "000000010000000000000003"} {
+		if _, err := os.Stat(filepath.Join(st, n+".done")); err != nil {
+			t.Fatalf("%s not marked done", n)
+		}
+		if _, err := os.Stat(filepath.Join(f.store, "wal_005", n+".lz4")); err != nil {
+			t.Fatalf("%s not uploaded", n)
+		}
+	}
+}
+
+func TestPushOfIdenticalExistingObjectSucceedsAndDifferentContentFails(t *testing.T) {
+	f := newFixture(t, "lz4")
+	seg := filepath.Join(f.pgwal, "000000010000000000000001")
+	f.segment(t, "000000010000000000000001", false)
+	if err := f.ar.Push(context.Background(), seg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ar.Push(context.Background(), seg, 1); err != nil {
+		t.Fatalf("re-push of identical content: %v", err)
+	}
+	f.segment(t, "000000010000000000000001", false) // new random content
+	err := f.ar.Push(context.Background(), seg, 1)
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a conflict", err)
+	}
+}
+
+func TestPushOfMissingFileIsMissingFileError(t *testing.T) {
+	f := newFixture(t, "lz4")
+	err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, "000000010000000000000009"), 1)
+	var mf *MissingFileError
+	if !errors.As(err, &mf) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFetchOfMissingSegmentLeavesNothingAtDest(t *testing.T) {
+	f := newFixture(t, "lz4")
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	err := f.ar.Fetch(context.Background(), "000000010000000000000007", dest, 0, nil)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatal("something was left at dest")
+	}
+	if !strings.Contains(f.logbuf.String(), "could no longer locate object while performing wal restore") ||
+		!strings.Contains(f.logbuf.String(), "MSG: complete wal restore") {
+		t.Fatalf("log: %s", f.logbuf)
+	}
+}
+
+func TestFetchOfCorruptObjectFailsAndLeavesNothingAtDest(t *testing.T) {
+	f := newFixture(t, "lz4")
+	f.segment(t, "000000010000000000000001", false)
+	if err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, "000000010000000000000001"), 1); err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(f.store, "wal_005", "000000010000000000000001.lz4")
+	b, _ := os.ReadFile(obj)
+	os.WriteFile(obj, b[:len(b)/2], 0o644)
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if err := f.ar.Fetch(context.Background(), "000000010000000000000001", dest, 0, nil); err == nil {
+		t.Fatal("truncated object fetched without error")
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dest)); len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+func TestFetchFindsObjectsWrittenWithAnotherCodec(t *testing.T) {
+	f := newFixture(t, "zstd")
+	data := f.segment(t, "000000010000000000000001", false)
+	if err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, "000000010000000000000001"), 1); err != nil {
+		t.Fatal(err)
+	}
+	lz4, _ := codec.ByName("lz4")
+	f.ar.Format.Codec = lz4
+	dest := filepath.Join(t.TempDir(), "X")
+	if err := f.ar.Fetch(context.Background(), "000000010000000000000001", dest, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatal("content differs")
+	}
+}
+
+func TestPrefetchedSegmentIsPromotedAndStaleOnesCleared(t *testing.T) {
+	f := newFixture(t, "lz4")
+	for _, n := range []string{"000000010000000000000001", "000000010000000000000002"} {
+		f.segment(t, n, false)
+		if err := f.ar.Push(context.Background(), filepath.Join(f.pgwal, n), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Prefetch 02 as a detached helper would, and leave a stale one behind.
+	if err := f.ar.Prefetch(context.Background(), f.pgwal, "000000010000000000000002"); err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(f.pgwal, ".wal-e", "prefetch")
+	os.WriteFile(filepath.Join(pf, "0000000100000000000000AA"), []byte("stale"), 0o600)
+	var spawned []string
+	spawn := func(base, seg string) error { spawned = append(spawned, seg); return nil }
+	dest := filepath.Join(f.pgwal, "RECOVERYXLOG")
+	if err := f.ar.Fetch(context.Background(), "000000010000000000000002", dest, 2, spawn); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.logbuf.String(), "promoted prefetched wal segment") {
+		t.Fatalf("not promoted: %s", f.logbuf)
+	}
+	if len(spawned) != 2 || spawned[0] != "000000010000000000000003" {
+		t.Fatalf("spawned %v", spawned)
+	}
+	if _, err := os.Stat(filepath.Join(pf, "0000000100000000000000AA")); !os.IsNotExist(err) {
+		t.Fatal("stale prefetched file kept")
+	}
+	// A second fetch does not spawn what is already running.
+	spawned = nil
+	f.ar.Fetch(context.Background(), "000000010000000000000001", filepath.Join(f.pgwal, "X"), 2, spawn)
+	for _, s := range spawned {
+		if s == "000000010000000000000003" {
+			t.Fatal("respawned a running prefetch")
+		}
+	}
+}
