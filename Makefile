@@ -28,7 +28,7 @@ deb: build
 	rm -rf dist/deb && mkdir -p dist/deb
 	sed -e 's/@VERSION@/$(VERSION)/g' \
 	    -e "s/@DATE@/$$(LC_ALL=C date -u -R -d @$(SOURCE_DATE_EPOCH))/" \
-	    packaging/changelog | gzip -9n >dist/deb/changelog.Debian.gz
+	    packaging/changelog | gzip -9n >dist/deb/changelog.gz
 	sed -e 's/@VERSION@/$(VERSION)/g' packaging/walden.1 | gzip -9n >dist/deb/walden.1.gz
 	rm -f dist/walden_*.deb
 	$(NFPM) pkg --packager deb --config nfpm.yaml --target dist/

@@ -16,9 +16,9 @@ func (LZ4) Name() string { return "lz4" }
 func (LZ4) Ext() string  { return ".lz4" }
 func (LZ4) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	zw := lz4.NewWriter(w)
-	// Fast level, 4 MiB blocks, block checksums off, content checksum on: the
+	// Fast level, 256 KiB blocks (measured fastest for 16 MiB segments), block checksums off, content checksum on: the
 	// frame's content checksum catches corruption end to end.
-	if err := zw.Apply(lz4.CompressionLevelOption(lz4.Fast), lz4.BlockSizeOption(lz4.Block4Mb), lz4.ChecksumOption(true), lz4.ConcurrencyOption(1)); err != nil {
+	if err := zw.Apply(lz4.CompressionLevelOption(lz4.Fast), lz4.BlockSizeOption(lz4.Block256Kb), lz4.ChecksumOption(true), lz4.ConcurrencyOption(1)); err != nil {
 		return nil, err
 	}
 	return zw, nil

@@ -24,8 +24,8 @@ const (
 	peekSize = 4096
 	// stderrLimit caps how much of gpg's stderr is kept for error messages.
 	stderrLimit = 64 << 10
-	// waitDelay bounds how long Close/Read wait for pipe copying after gpg
-	// exited (e.g. the stdin copier blocked in a slow source Read).
+	// waitDelay bounds how long reaping gpg waits for its stderr to close,
+	// in case a process gpg started (gpg-agent) inherited it.
 	waitDelay = 5 * time.Second
 )
 
@@ -37,7 +37,9 @@ const (
 // or Close. Integrity (the MDC) can only be verified at the end of the
 // message, so plaintext must not be trusted before Read returns io.EOF;
 // callers that stop early lose that check. Close never closes r; it kills
-// and reaps the gpg process if one is still running.
+// and reaps the gpg process if one is still running and returns at once,
+// but the goroutine feeding gpg may finish one pending Read of r after
+// that, so close r after the returned reader.
 func (c *Crypter) Decrypt(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, peekSize)
 	prefix, err := br.Peek(peekSize)
@@ -98,15 +100,26 @@ func formatKeyIDs(ids []uint64) string {
 // defence), which would hide e.g. a network failure.
 type errRecorder struct {
 	r   io.Reader
+	mu  sync.Mutex // the gpg path reads in a goroutine of its own
 	err error
 }
 
 func (e *errRecorder) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
+	if err != nil && err != io.EOF {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
 	}
 	return n, err
+}
+
+func (e *errRecorder) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // ---- native (WALDEN_GPG_SECRET_KEY_PATH) ----
@@ -114,8 +127,8 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 func (c *Crypter) decryptNative(src *errRecorder, recipients []uint64) (io.ReadCloser, error) {
 	md, err := openpgp.ReadMessage(src, c.secret, nil, &packet.Config{})
 	if err != nil {
-		if src.err != nil {
-			return nil, fmt.Errorf("gpg: reading encrypted object: %w", src.err)
+		if ferr := src.failure(); ferr != nil {
+			return nil, fmt.Errorf("gpg: reading encrypted object: %w", ferr)
 		}
 		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
 			return nil, fmt.Errorf("gpg: cannot decrypt: the object is encrypted to %s, but %s %s holds only %s",
@@ -157,8 +170,8 @@ func (n *nativeReader) Read(p []byte) (int, error) {
 	if err != nil {
 		switch {
 		case err == io.EOF:
-		case n.src.err != nil:
-			err = fmt.Errorf("gpg: reading encrypted object: %w", n.src.err)
+		case n.src.failure() != nil:
+			err = fmt.Errorf("gpg: reading encrypted object: %w", n.src.failure())
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			err = fmt.Errorf("gpg: encrypted object is truncated: %w", err)
 		default:
@@ -184,10 +197,13 @@ func decryptProgram(src *errRecorder, recipients []uint64) (io.ReadCloser, error
 	// The exact command line WAL-E used; the key comes from the message
 	// and passphrases from gpg-agent.
 	cmd := exec.Command(path, "-d", "-q", "--batch")
-	cmd.Stdin = src
 	stderr := &headBuffer{max: stderrLimit}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = waitDelay
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("gpg: %v", err)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("gpg: %v", err)
@@ -195,6 +211,14 @@ func decryptProgram(src *errRecorder, recipients []uint64) (io.ReadCloser, error
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("gpg: starting %s: %v", path, err)
 	}
+	// Our own copier rather than cmd.Stdin: Wait would otherwise wait
+	// for it, and after an early Close it may sit in a Read of a stalled
+	// source. It ends on the source's next Read (EOF, error, or a write
+	// to the pipe that Wait closed).
+	go func() {
+		_, _ = io.Copy(stdin, src) // read errors are kept by src
+		stdin.Close()
+	}()
 	return &programReader{cmd: cmd, stdout: stdout, stderr: stderr, src: src, recipients: recipients}, nil
 }
 
@@ -260,8 +284,8 @@ func (p *programReader) wait() error {
 			// of the decryption.
 		case p.killed.Load() && errors.As(err, &exitErr) && signaled(exitErr):
 			// our own Kill from Close
-		case p.src.err != nil:
-			p.waitErr = fmt.Errorf("gpg: reading encrypted object: %w", p.src.err)
+		case p.src.failure() != nil:
+			p.waitErr = fmt.Errorf("gpg: reading encrypted object: %w", p.src.failure())
 		default:
 			p.waitErr = fmt.Errorf("gpg -d failed (%v)%s; the object is encrypted to %s",
 				err, p.stderr.summary(), formatKeyIDs(p.recipients))

@@ -1,4 +1,36 @@
 package main
 
-// backup-list lands with its own issue; until then it says so and exits non-zero.
-var backupListCmd = &command{name: "backup-list", maxPos: -1, startMsg: true, run: notImplemented("backup-list")}
+import (
+	"context"
+
+	"github.com/walden-pg/walden/basebackup"
+	"github.com/walden-pg/walden/walelog"
+)
+
+var backupListCmd = &command{
+	name: "backup-list", desc: "list base backups (tab-separated, CRLF, as WAL-E)",
+	opts:        []opt{{long: "--detail", help: "read each backup's sentinel to fill the stop and size columns"}},
+	positionals: []string{"QUERY"}, minPos: 0, maxPos: 1,
+	startMsg: true,
+	run: func(ctx context.Context, a *app, p *args) error {
+		st, err := a.store(ctx)
+		if err != nil {
+			return err
+		}
+		query := ""
+		if len(p.pos) > 0 {
+			query = p.pos[0]
+		}
+		rows, ok, lerr := basebackup.ListRows(ctx, st, a.settings.Prefix.Scheme, query, p.flags["--detail"])
+		if err := basebackup.WriteTSV(a.stdout, rows); err != nil {
+			return err
+		}
+		if lerr != nil {
+			return lerr
+		}
+		if !ok {
+			return &walelog.UserError{Msg: "invalid backup query submitted", Detail: `The submitted query operator was "` + query + `."`}
+		}
+		return nil
+	},
+}

@@ -1,4 +1,61 @@
 package main
 
-// backup-push lands with its own issue; until then it says so and exits non-zero.
-var backupPushCmd = &command{name: "backup-push", maxPos: -1, startMsg: true, run: notImplemented("backup-push")}
+import (
+	"context"
+	"fmt"
+
+	"github.com/walden-pg/walden/basebackup"
+	"github.com/walden-pg/walden/walelog"
+)
+
+var backupPushCmd = &command{
+	name: "backup-push", desc: "take a base backup of a PostgreSQL data directory",
+	opts: []opt{
+		{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "partitions compressed and uploaded at once (default WALDEN_UPLOAD_CONCURRENCY)"},
+		{long: "--cluster-read-rate-limit", metavar: "CLUSTER_READ_RATE_LIMIT", isInt: true, help: "bytes per second read from the data directory (default WALDEN_DISK_RATE_LIMIT)"},
+		{long: "--while-offline", help: "back up a stopped cluster, positioned by pg_controldata"},
+	},
+	positionals: []string{"PG_CLUSTER_DIRECTORY"}, minPos: 1, maxPos: 1,
+	startMsg: true,
+	run:      runBackupPush,
+}
+
+func runBackupPush(ctx context.Context, a *app, p *args) error {
+	pool := p.int("--pool-size", a.settings.UploadConcurrency)
+	if pool < 1 {
+		return &walelog.UserError{Msg: "invalid pool size", Detail: fmt.Sprintf("--pool-size must be at least 1, not %d.", pool)}
+	}
+	rate := a.settings.DiskRateLimit
+	if _, ok := p.str("--cluster-read-rate-limit"); ok {
+		rate = int64(p.int("--cluster-read-rate-limit", 0))
+		if rate < 1 {
+			return &walelog.UserError{Msg: "invalid read rate limit", Detail: fmt.Sprintf("--cluster-read-rate-limit must be at least 1 byte per second, not %d.", rate)}
+		}
+	}
+	st, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := a.format()
+	if err != nil {
+		return err
+	}
+	res, err := basebackup.Push(ctx, basebackup.PushOptions{
+		Store: st, Prefix: a.settings.Prefix, Format: f, Log: a.log,
+		PGData:           p.pos[0],
+		Concurrency:      pool,
+		PartitionSize:    a.settings.PartitionSize,
+		RateLimit:        rate,
+		NetworkRateLimit: a.settings.NetworkRateLimit,
+		Offline:          p.flags["--while-offline"],
+	})
+	if err != nil {
+		return err
+	}
+	secs := res.FinishTime.Sub(res.StartTime).Seconds()
+	a.log.Info(walelog.WaldenName, "base backup complete",
+		fmt.Sprintf("Backup %s: %d bytes read in %.1f s (%.1f MiB/s), %d bytes stored in %d volumes.",
+			res.Name, res.Size, secs, float64(res.Size)/(1<<20)/max(secs, 0.001), res.Stored, res.Partitions), "",
+		walelog.F("backup", res.Name))
+	return nil
+}

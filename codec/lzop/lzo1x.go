@@ -104,7 +104,14 @@ loop:
 	if t > outLen-op {
 		return errOutputOverrun
 	}
-	copy(dst[op:op+t], src[ip:ip+t])
+	if t <= 16 && inLen-ip >= 16 && outLen-op >= 16 {
+		// Short runs: two word copies beat a memmove call; the bytes
+		// written past the run are overwritten by what follows.
+		binary.LittleEndian.PutUint64(dst[op:], binary.LittleEndian.Uint64(src[ip:]))
+		binary.LittleEndian.PutUint64(dst[op+8:], binary.LittleEndian.Uint64(src[ip+8:]))
+	} else {
+		copy(dst[op:op+t], src[ip:ip+t])
+	}
 	op += t
 	ip += t
 
@@ -227,7 +234,18 @@ match:
 	if t > outLen-op {
 		return errOutputOverrun
 	}
-	if op-mpos >= t {
+	if d := op - mpos; d >= 8 && t <= 32 && outLen-op >= t+8 {
+		// Word copies in order: with a distance of at least 8 each load
+		// only reads bytes already final, and the overshoot past the
+		// match stays inside dst and is overwritten later.
+		end := op + t
+		for op < end {
+			binary.LittleEndian.PutUint64(dst[op:], binary.LittleEndian.Uint64(dst[mpos:]))
+			op += 8
+			mpos += 8
+		}
+		op = end
+	} else if d >= t {
 		copy(dst[op:op+t], dst[mpos:mpos+t])
 		op += t
 	} else {
@@ -282,8 +300,16 @@ eof:
 // compressor holds the LZO1X-1 style match dictionary so it is allocated once
 // per writer rather than per block.
 type compressor struct {
-	table [hashSize]int32
+	// Each entry keeps the four bytes it was hashed from beside their
+	// position, so a probe is verified without a dependent load from the
+	// block. Positions are stored plus tableBias so a zeroed entry lies
+	// beyond the maximum match distance of every position.
+	table [hashSize]uint64
 }
+
+const tableBias = 1 << 16
+
+func tableEntry(seq uint32, pos int) uint64 { return uint64(seq)<<32 | uint64(pos+tableBias) }
 
 func hash4(u uint32) uint32 { return (u * 0x9E3779B1) >> (32 - hashLog) }
 
@@ -301,9 +327,10 @@ func (c *compressor) compress(dst, src []byte) int {
 		for ip < limit {
 			seq := binary.LittleEndian.Uint32(src[ip:])
 			h := hash4(seq)
-			cand := int(c.table[h])
-			c.table[h] = int32(ip)
-			if ip-cand > m4MaxOffset || binary.LittleEndian.Uint32(src[cand:]) != seq {
+			e := c.table[h]
+			c.table[h] = tableEntry(seq, ip)
+			cand := int(uint32(e)) - tableBias
+			if uint32(e>>32) != seq || ip-cand > m4MaxOffset {
 				// Step faster the longer matching keeps failing, so
 				// incompressible input stays cheap. Counting probes rather
 				// than bytes (as LZO1X-1 does) keeps the step small enough
@@ -326,7 +353,8 @@ func (c *compressor) compress(dst, src []byte) int {
 				// Seed the dictionary inside the match so the next
 				// repetition is found even when ip lands past it.
 				p := ip - 2
-				c.table[hash4(binary.LittleEndian.Uint32(src[p:]))] = int32(p)
+				v := binary.LittleEndian.Uint32(src[p:])
+				c.table[hash4(v)] = tableEntry(v, p)
 			}
 		}
 	}

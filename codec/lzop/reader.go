@@ -3,7 +3,6 @@ package lzop
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/adler32"
 	"hash/crc32"
@@ -54,7 +53,7 @@ type reader struct {
 	cbuf    []byte  // compressed block, reused
 	dbuf    []byte  // decompressed block, reused
 	hacc    []byte  // header bytes covered by the header checksum
-	scratch [8]byte //
+	scratch [4]byte // the last 32-bit field read outside the header
 }
 
 func newReader(r io.Reader) *reader {
@@ -92,6 +91,9 @@ func (z *reader) WriteTo(w io.Writer) (int64, error) {
 			z.err = z.nextBlock()
 		}
 		n, err := w.Write(z.out)
+		if n < 0 || n > len(z.out) {
+			return total, fmt.Errorf("lzop: destination writer returned invalid count %d", n)
+		}
 		total += int64(n)
 		z.out = z.out[n:]
 		if err != nil {
@@ -255,7 +257,7 @@ func (z *reader) headerSum(p []byte) uint32 {
 	if z.hdr.flags&fHCRC32 != 0 {
 		return crc32.ChecksumIEEE(p)
 	}
-	return adler32.Checksum(p)
+	return adler32Sum(p)
 }
 
 // skipExtraField checks and discards the optional extra header field; its
@@ -358,7 +360,7 @@ func (z *reader) nextBlock() error {
 	out := data
 	if clen < ulen {
 		if flags&fAdler32C != 0 {
-			if got := adler32.Checksum(data); got != cAdler {
+			if got := adler32Sum(data); got != cAdler {
 				return corruptf("block %d: compressed data Adler-32 mismatch (stored %#08x, computed %#08x)", z.block, cAdler, got)
 			}
 		}
@@ -379,7 +381,7 @@ func (z *reader) nextBlock() error {
 		unfilter(out, int(z.hdr.filter))
 	}
 	if flags&fAdler32D != 0 {
-		if got := adler32.Checksum(out); got != dAdler {
+		if got := adler32Sum(out); got != dAdler {
 			return corruptf("block %d: Adler-32 mismatch (stored %#08x, computed %#08x)", z.block, dAdler, got)
 		}
 	}
@@ -433,6 +435,3 @@ func unfilter(p []byte, n int) {
 }
 
 var _ io.WriterTo = (*reader)(nil)
-
-// errWriterClosed is returned by writes after Close.
-var errWriterClosed = errors.New("lzop: write after Close")

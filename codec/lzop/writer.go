@@ -2,10 +2,13 @@ package lzop
 
 import (
 	"encoding/binary"
-	"hash/adler32"
+	"errors"
 	"io"
 	"time"
 )
+
+// errWriterClosed is returned by writes after Close.
+var errWriterClosed = errors.New("lzop: write after Close")
 
 // blockHeaderLen is the uncompressed length, compressed length and Adler-32
 // of the uncompressed data that precede each block the writer emits.
@@ -43,10 +46,14 @@ func (z *writer) Write(p []byte) (int, error) {
 			n += blockSize
 			continue
 		}
-		if z.buf == nil {
-			z.buf = make([]byte, 0, blockSize)
+		if want := min(blockSize, len(z.buf)+len(p)); cap(z.buf) < want {
+			// Grow toward one block as input arrives, so small streams
+			// stay small.
+			grown := make([]byte, len(z.buf), min(blockSize, max(want, 2*cap(z.buf))))
+			copy(grown, z.buf)
+			z.buf = grown
 		}
-		k := copy(z.buf[len(z.buf):blockSize], p)
+		k := copy(z.buf[len(z.buf):cap(z.buf)], p)
 		z.buf = z.buf[:len(z.buf)+k]
 		p = p[k:]
 		n += k
@@ -80,12 +87,17 @@ func (z *writer) Close() error {
 	return z.emit(end[:])
 }
 
+// emit writes p to the underlying writer; any failure is sticky, since a
+// stream with a missing piece cannot be continued.
 func (z *writer) emit(p []byte) error {
-	if _, err := z.w.Write(p); err != nil {
-		z.err = err
-		return err
+	n, err := z.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
 	}
-	return nil
+	if err != nil {
+		z.err = err
+	}
+	return err
 }
 
 // writeHeader writes the header `lzop -c` 1.04 writes when compressing a
@@ -95,9 +107,9 @@ func (z *writer) writeHeader() error {
 		return nil
 	}
 	z.started = true
-	z.out = make([]byte, blockHeaderLen+maxCompressedLen(blockSize))
 	now := time.Now().Unix()
-	h := z.out[:0]
+	var buf [64]byte
+	h := buf[:0]
 	h = append(h, magic[:]...)
 	h = binary.BigEndian.AppendUint16(h, lzopVersion)
 	h = binary.BigEndian.AppendUint16(h, libVersion)
@@ -108,7 +120,7 @@ func (z *writer) writeHeader() error {
 	h = binary.BigEndian.AppendUint32(h, uint32(now))
 	h = binary.BigEndian.AppendUint32(h, uint32(uint64(now)>>32))
 	h = append(h, 0) // no file name
-	h = binary.BigEndian.AppendUint32(h, adler32.Checksum(h[len(magic):]))
+	h = binary.BigEndian.AppendUint32(h, adler32Sum(h[len(magic):]))
 	return z.emit(h)
 }
 
@@ -118,6 +130,9 @@ func (z *writer) writeBlock(p []byte) error {
 	if err := z.writeHeader(); err != nil {
 		return err
 	}
+	if need := blockHeaderLen + maxCompressedLen(len(p)); len(z.out) < need {
+		z.out = make([]byte, need)
+	}
 	out := z.out
 	clen := z.comp.compress(out[blockHeaderLen:], p)
 	if clen >= len(p) {
@@ -125,6 +140,6 @@ func (z *writer) writeBlock(p []byte) error {
 	}
 	binary.BigEndian.PutUint32(out[0:], uint32(len(p)))
 	binary.BigEndian.PutUint32(out[4:], uint32(clen))
-	binary.BigEndian.PutUint32(out[8:], adler32.Checksum(p))
+	binary.BigEndian.PutUint32(out[8:], adler32Sum(p))
 	return z.emit(out[:blockHeaderLen+clen])
 }

@@ -311,6 +311,13 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 		if err != nil {
 			return s.fail("put", key, err)
 		}
+		end, err := ra.Seek(0, io.SeekEnd)
+		if err != nil {
+			return s.fail("put", key, err)
+		}
+		if end-pos != size {
+			return s.fail("put", key, fmt.Errorf("the data to upload has %d bytes, not the %d declared", end-pos, size))
+		}
 		body = io.NewSectionReader(ra, pos, size)
 	} else {
 		bp := getBuf(int(size))
@@ -543,7 +550,9 @@ type gaveUp struct {
 	err      error
 }
 
-func (g *gaveUp) Error() string { return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err) }
+func (g *gaveUp) Error() string {
+	return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err)
+}
 func (g *gaveUp) Unwrap() error { return g.err }
 
 func describe(err error) string {

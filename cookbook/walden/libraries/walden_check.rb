@@ -12,10 +12,12 @@ module Walden
   module Check
     TIMEOUT = 300
 
-    # ok: walden check exited 0; output: what it printed, one line per problem.
-    Result = Struct.new(:ok, :output, keyword_init: true) do
+    # ok: walden check exited 0; output: its report (stdout); errors: its
+    # problems, one per line on stderr.
+    Result = Struct.new(:ok, :output, :errors, keyword_init: true) do
       def problems
-        output.to_s.lines.map(&:strip).reject(&:empty?)
+        lines = errors.to_s.lines.map(&:strip).reject(&:empty?)
+        lines.empty? ? output.to_s.lines.map(&:strip).reject(&:empty?) : lines
       end
     end
 
@@ -30,17 +32,25 @@ module Walden
       timeout ? ['timeout', timeout.to_s, *cmd] : cmd
     end
 
-    # runner: (*argv) -> [output, Process::Status], injectable for the specs.
-    def run(config:, removals:, walden_bin:, timeout: TIMEOUT, extra_args: [], runner: Open3.method(:capture2e))
+    # args: Context#check_args (config, removals, walden_bin, timeout,
+    # extra_args). runner: (*argv) -> [stdout, stderr, Process::Status].
+    def run(args, runner: Open3.method(:capture3))
+      config = args.fetch(:config)
       Dir.mktmpdir('.walden-check-', staging_parent(config.envdir)) do |dir|
-        Envdir.stage!(dir, existing_dir: config.envdir, entries: config.entries, removals: removals, group: config.group)
-        out, status = runner.call(*command(walden_bin, dir, user: config.user, timeout: timeout, extra_args: extra_args))
-        Result.new(ok: status.success?, output: out)
+        Envdir.stage!(dir, existing_dir: config.envdir, entries: config.entries, removals: args.fetch(:removals),
+                           group: config.group)
+        out, err, status = runner.call(*argv(args, dir))
+        Result.new(ok: status.success?, output: out, errors: err)
       end
     end
 
-    def run!(**args)
-      result = run(**args)
+    def argv(args, dir)
+      command(args.fetch(:walden_bin), dir, user: args.fetch(:config).user, timeout: args.fetch(:timeout, TIMEOUT),
+                                            extra_args: args.fetch(:extra_args, []))
+    end
+
+    def run!(args, runner: Open3.method(:capture3))
+      result = run(args, runner: runner)
       return result if result.ok
 
       raise CheckFailed, "walden check failed, so the migration stopped before touching WAL-E:\n  " \

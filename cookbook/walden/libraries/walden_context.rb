@@ -5,11 +5,12 @@ module Walden
   # compile time. Only node#[] is used, so the specs can pass a Hash.
   class Context
     RUN_STATE_KEY = 'walden'
+    RECIPE_NAMES = { default: 'default', migrate: 'migrate_from_wal_e', rollback: 'rollback_to_wal_e' }.freeze
 
-    attr_reader :recipe, :attrs, :config, :state, :paths, :steps, :removals, :install, :dropin, :warnings
+    attr_reader :recipe, :attrs, :config, :state, :paths, :steps
 
-    # The three recipes each set up the whole host their own way; two in
-    # one run list would fight over the same files.
+    # The three recipes each set the whole host up their own way; two in one
+    # run list would fight over the same files.
     def self.claim!(run_state, ctx)
       other = run_state[RUN_STATE_KEY]
       if other && other.recipe != ctx.recipe
@@ -19,20 +20,16 @@ module Walden
       run_state[RUN_STATE_KEY] = ctx
     end
 
-    RECIPE_NAMES = { default: 'default', migrate: 'migrate_from_wal_e', rollback: 'rollback_to_wal_e' }.freeze
-
+    # crontab: user -> crontab text; utc_offset: seconds. Both injectable.
     def initialize(node, recipe, crontab: Host.method(:crontab), utc_offset: Time.now.utc_offset)
       @recipe = recipe
       @attrs = Util.stringify(node['walden'] || {})
-      legacy = Config::LEGACY_NAMESPACES.map { |path| [label(path), dig(node, path)] }
+      @legacy = Legacy::NAMESPACES.map { |path| [label(path), dig(node, path)] }
+      @utc_offset = utc_offset
       @paths = build_paths
-      probe = Config.build(walden: @attrs, legacy: legacy, utc_offset: utc_offset)
-      @state = Host.detect(@paths, envdir: probe.envdir, cron_name: cron_name, cron_users: cron_users(probe),
-                                   crontab: crontab)
-      @config = Config.build(walden: @attrs, legacy: legacy, lzo_default: Plan.lzo_default?(recipe, @state),
-                             utc_offset: utc_offset)
+      @state = detect(crontab)
+      @config = build_config(Plan.lzo_default?(recipe, @state))
       @steps = Plan.steps(recipe, @state, accept_unrestorable: section('rollback')['accept_unrestorable'] == true)
-      derive
     end
 
     def migration
@@ -47,12 +44,29 @@ module Walden
       migration['cron_user'] || config.user
     end
 
+    # Envdir files this cookbook wrote before and the attributes dropped.
+    def removals
+      Envdir.removals(Envdir.read_manifest(config.manifest_path), config.env.keys)
+    end
+
+    def install
+      Install.plan(@attrs['package'], @attrs['apt'])
+    end
+
+    def dropin
+      Systemd.dropin(config, walden_bin: paths.walden_bin, exec_start: section('systemd')['exec_start'])
+    end
+
+    def warnings
+      config.warnings + state_warnings
+    end
+
     # Properties for the cron resource that brings WAL-E's backup back.
     def rollback_cron
       path = config.cron_save_path
-      saved = File.file?(path) ? Cron.load(File.read(path)) : nil
-      Cron.restore_properties(saved: saved, schedule: config.schedule,
-                              command: migration['cron_command'] || Host::CRON_COMMAND, user: cron_user)
+      saved = File.file?(path) ? Crontab.load(File.read(path)) : nil
+      Crontab.restore_properties(saved: saved, schedule: config.schedule,
+                                 command: migration['cron_command'] || Host::CRON_COMMAND, user: cron_user)
     end
 
     def check_args
@@ -63,17 +77,22 @@ module Walden
 
     private
 
-    def derive
-      @removals = Envdir.removals(Envdir.read_manifest(config.manifest_path), config.env.keys)
-      @install = Install.plan(@attrs['package'], @attrs['apt'])
-      @dropin = Systemd.dropin(config, walden_bin: paths.walden_bin, exec_start: section('systemd')['exec_start'])
-      @warnings = config.warnings + state_warnings
+    def build_config(lzo_default)
+      Config.build(walden: @attrs, legacy: @legacy, lzo_default: lzo_default, utc_offset: @utc_offset)
+    end
+
+    # The envdir and user come from the attributes alone, so a first pass
+    # without the compression default is enough to know where to look.
+    def detect(crontab)
+      probe = build_config(false)
+      Host.detect(paths, envdir: probe.envdir, cron_name: cron_name,
+                         cron_users: [migration['cron_user'], probe.user, 'root'].compact.uniq, crontab: crontab)
     end
 
     def state_warnings
       return ["no WAL-E found on this host; installing walden and the #{paths.wal_e} link only"] if
         recipe == :migrate && state.kind == :fresh
-      return ['WAL-E was restored earlier; nothing to move back'] if recipe == :rollback && !state.aside
+      return ['WAL-E is in place already; nothing to move back'] if recipe == :rollback && !state.aside
 
       []
     end
@@ -83,10 +102,6 @@ module Walden
       Host::Paths.new(install: m['install_path'] || Host::INSTALL_PATH, aside: m['aside_path'] || Host::ASIDE_PATH,
                       link_target: m['link_target'] || Host::LINK_TARGET,
                       walden_bin: @attrs['binary'] || Host::WALDEN_BIN)
-    end
-
-    def cron_users(config)
-      [migration['cron_user'], config.user, 'root'].compact.uniq
     end
 
     def section(name)

@@ -58,7 +58,9 @@ module Walden
             when String, Symbol, Integer, Float, true then value.to_s
             else raise ConfigError, "#{name}: a #{value.class} cannot be an envdir value"
             end
-      raise ConfigError, "#{name}: the value has a line break or NUL; envdir keeps only the first line" if str.match?(/[\n\r\0]/)
+      if str.match?(/[\n\r\0]/)
+        raise ConfigError, "#{name}: the value has a line break or NUL; envdir keeps only the first line"
+      end
       raise ConfigError, "#{name}: the value ends in blanks, which envdir removes" if str != str.sub(/[ \t]+\z/, '')
 
       str

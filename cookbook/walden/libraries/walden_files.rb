@@ -18,7 +18,9 @@ module Walden
     # refuses when it holds anything else: that is not ours to delete.
     def remove_link_dir!(install, target)
       extra = leftovers(install, target)
-      raise ConfigError, "#{install} holds more than walden's wal-e link (#{extra.join(', ')}); move it away by hand" unless extra.empty?
+      unless extra.empty?
+        raise ConfigError, "#{install} holds more than walden's wal-e link (#{extra.join(', ')}); move it away by hand"
+      end
 
       link = File.join(install, 'bin', 'wal-e')
       File.unlink(link) if File.symlink?(link)
@@ -30,7 +32,8 @@ module Walden
       found = Dir.glob('**/*', File::FNM_DOTMATCH, base: install).reject { |p| File.basename(p) == '.' }
       extra = found - %w[bin bin/wal-e]
       link = File.join(install, 'bin', 'wal-e')
-      extra << 'bin/wal-e (not the walden link)' if found.include?('bin/wal-e') && !(File.symlink?(link) && File.readlink(link) == target)
+      ours = File.symlink?(link) && File.readlink(link) == target
+      extra << 'bin/wal-e (not the walden link)' if found.include?('bin/wal-e') && !ours
       extra
     end
   end

@@ -24,13 +24,14 @@ module Walden
     # compression: WALDEN_COMPRESSION as the envdir has it now (nil = unset).
     State = Struct.new(:walden_installed, :wal_e_venv, :wal_e_link, :install_exists, :aside, :cron_entry,
                        :compression, keyword_init: true) do
+      # :fresh, :wal_e, :migrated, :partial (a cutover left half done, or
+      # a cron entry back next to the link) or :conflict (the virtualenv
+      # both in place and moved aside).
       def kind
-        return :conflict if wal_e_venv && aside
-        return :wal_e if wal_e_venv
-        return :fresh unless install_exists || aside || cron_entry
-        return :migrated if wal_e_link && !cron_entry
+        return aside ? :conflict : :wal_e if wal_e_venv
+        return :fresh unless [install_exists, aside, cron_entry].any?
 
-        :partial
+        wal_e_link && !cron_entry ? :migrated : :partial
       end
 
       # WAL-E would still archive or back up here.
@@ -69,7 +70,7 @@ module Walden
 
     def find_cron(name, users, crontab)
       users.each do |user|
-        entry = Cron.find(crontab.call(user), name, user)
+        entry = Crontab.find(crontab.call(user), name, user)
         return entry if entry
       end
       nil

@@ -12,20 +12,24 @@ module Walden
       package = Util.stringify(package || {})
       apt = Util.stringify(apt || {})
       name = Util.present?(package['name']) ? package['name'] : PACKAGE
-      return local(name, package['source']) if Util.present?(package['source'])
-
-      result = { 'resource' => 'package', 'name' => name }
-      result['version'] = package['version'].to_s if Util.present?(package['version'])
-      result['apt_repository'] = repository(apt) if Util.present?(apt['uri'])
-      result
+      source = package['source']
+      Util.present?(source) ? local(name, source) : from_apt(name, package['version'], apt)
     end
 
     def local(name, source)
       unless source.start_with?('/') && source.end_with?('.deb')
-        raise ConfigError, "node['walden']['package']['source'] must be the absolute path of a .deb, not #{source.inspect}"
+        raise ConfigError, "node['walden']['package']['source'] must be the absolute path of a .deb, " \
+                           "not #{source.inspect}"
       end
 
       { 'resource' => 'dpkg_package', 'name' => name, 'source' => source }
+    end
+
+    def from_apt(name, version, apt)
+      result = { 'resource' => 'package', 'name' => name }
+      result['version'] = version.to_s if Util.present?(version)
+      result['apt_repository'] = repository(apt) if Util.present?(apt['uri'])
+      result
     end
 
     def repository(apt)

@@ -4,8 +4,6 @@ module Walden
   # The steps each recipe takes for a given host state, in order. Recipes
   # turn each step into resources; the specs check the lists.
   module Plan
-    RECIPES = %i[default migrate rollback].freeze
-
     module_function
 
     def steps(recipe, state, accept_unrestorable: false)
@@ -41,12 +39,7 @@ module Walden
     # a failing store must not block converging the rest.
     def migrate(state)
       refuse_conflict!(state)
-      steps = []
-      if state.wal_e_active?
-        steps << :install_package unless state.walden_installed
-        steps << :check
-      end
-      steps << :install_package unless steps.include?(:install_package)
+      steps = state.wal_e_active? ? checked_install(state) : %i[install_package]
       steps << :write_envdir
       steps.push(:save_cron, :remove_cron) if state.cron_entry
       steps << :move_venv_aside if state.wal_e_venv
@@ -57,16 +50,23 @@ module Walden
     # variables, and a later migration finds its settings in place.
     def rollback(state, accept_unrestorable: false)
       refuse_conflict!(state)
-      unless state.wal_e_venv || state.aside
-        raise ConfigError, 'no WAL-E virtualenv on this host (neither the original path nor the one ' \
-                           'migration moves it to), so a rollback cannot leave a host WAL-E runs'
-      end
+      refuse_no_wal_e!(state)
       refuse_unrestorable!(state) unless accept_unrestorable
-      steps = []
-      steps << :stop_agent if state.walden_installed
+      steps = state.walden_installed ? %i[stop_agent] : []
       steps << :remove_link if state.aside && state.install_exists
       steps << :restore_venv if state.aside
       steps << :restore_cron
+    end
+
+    def checked_install(state)
+      state.walden_installed ? %i[check install_package] : %i[install_package check]
+    end
+
+    def refuse_no_wal_e!(state)
+      return if state.wal_e_venv || state.aside
+
+      raise ConfigError, 'no WAL-E virtualenv on this host (neither the original path nor the one ' \
+                         'migration moves it to), so a rollback cannot leave a host WAL-E runs'
     end
 
     def refuse_conflict!(state)

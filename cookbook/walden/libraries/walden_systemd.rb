@@ -6,6 +6,8 @@ module Walden
   module Systemd
     DROPIN_DIR = '/etc/systemd/system/walden.service.d'
     DROPIN = File.join(DROPIN_DIR, 'chef.conf')
+    # ReadWritePaths the packaged unit already lists (packaging/walden.service).
+    UNIT_WRITABLE = %w[/var/lib/postgresql /var/log/walden /run/walden].freeze
 
     module_function
 
@@ -35,6 +37,7 @@ module Walden
     # listed. The "-" prefix keeps the unit starting if one does not exist yet.
     def read_write_paths(env)
       dirs = [env['PGDATA'], parent(env['WALDEN_LOG_FILE']), parent(env['WALDEN_SOCKET'])].compact.uniq
+      dirs = dirs.reject { |d| UNIT_WRITABLE.any? { |w| d == w || d.start_with?("#{w}/") } }
       dirs.each { |d| plain!(d) }
       dirs.map { |d| "-#{d}" }
     end

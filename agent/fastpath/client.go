@@ -1,0 +1,55 @@
+package fastpath
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Do sends req to the agent on the socket at path and copies the command's
+// output to stdout and stderr as it arrives. It returns the command's exit
+// status, or an error wrapping ErrUnavailable or ErrRefused (or a broken
+// connection) when the caller must do the work itself.
+func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer) (int, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	req.Version = Version
+	if err := writeJSON(c, frameRequest, req); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for {
+		typ, p, err := readFrame(c)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("fastpath: connection to the agent broke: %v", err)
+		}
+		switch typ {
+		case frameStdout:
+			stdout.Write(p)
+		case frameStderr:
+			stderr.Write(p)
+		case frameRefuse:
+			return 0, fmt.Errorf("%w: %s", ErrRefused, p)
+		case frameExit:
+			var m exitMsg
+			if err := json.Unmarshal(p, &m); err != nil {
+				return 0, fmt.Errorf("fastpath: bad exit frame: %v", err)
+			}
+			return m.Status, nil
+		default:
+			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
+		}
+	}
+}

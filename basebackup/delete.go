@@ -1,0 +1,288 @@
+package basebackup
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/wal"
+	"github.com/walden-pg/walden/walelog"
+)
+
+// DeleteOptions is where delete works and whether it only says what it
+// would do.
+type DeleteOptions struct {
+	Store  storage.Store
+	Prefix storage.Prefix
+	Log    *walelog.Logger
+	DryRun bool
+}
+
+// candidate is one key a sweep chose, with WAL-E's name for its kind.
+type candidate struct {
+	key  string
+	kind string
+}
+
+const unexpectedHint = "This means an unexpected key was found in a WAL-E prefix.  It can be harmless, or the result a bug or misconfiguration."
+
+var (
+	walObjRe     = regexp.MustCompile(`^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial)?(\.lzo|\.lz4|\.zst)?$`)
+	backupHistRe = regexp.MustCompile(`^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.[0-9A-F]{8}\.backup(\.lzo|\.lz4|\.zst)?$`)
+	historyRe    = regexp.MustCompile(`^[0-9A-F]{8}\.history`)
+)
+
+// Horizon parses delete before's argument: a backup name (only its log and
+// seg count, as in WAL-E) or a bare WAL segment name, which WAL-E's help
+// allowed but its code crashed on.
+func Horizon(arg string) (uint64, error) {
+	if seg, _, ok := StartSegment(arg); ok {
+		s, _ := wal.ParseSegment(seg)
+		return s.Number(), nil
+	}
+	if len(arg) >= 24 {
+		if s, err := wal.ParseSegment(arg[:24]); err == nil {
+			return s.Number(), nil
+		}
+	}
+	return 0, &walelog.UserError{
+		Msg:    "invalid delete before argument",
+		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>) nor a WAL segment name.", arg),
+	}
+}
+
+// segNumber is the timeline-blind position of a name's start segment.
+func segNumber(log, seg string) uint64 {
+	l, _ := strconv.ParseUint(log, 16, 32)
+	s, _ := strconv.ParseUint(seg, 16, 32)
+	return l<<32 | s
+}
+
+func nameNumber(name string) uint64 {
+	seg, _, _ := StartSegment(name)
+	return segNumber(seg[8:16], seg[16:24])
+}
+
+// DeleteBefore removes every base backup and WAL file older than the
+// segment in arg (WAL-E's delete before).
+func DeleteBefore(ctx context.Context, o DeleteOptions, arg string) error {
+	h, err := Horizon(arg)
+	if err != nil {
+		return err
+	}
+	return o.before(ctx, h)
+}
+
+func (o DeleteOptions) before(ctx context.Context, h uint64) error {
+	var cands []candidate
+	bb, err := o.backupSweep(ctx, h)
+	if err != nil {
+		return err
+	}
+	cands = append(cands, bb...)
+	ws, err := o.walSweep(ctx, h)
+	if err != nil {
+		return err
+	}
+	cands = append(cands, ws...)
+	return o.run(ctx, cands)
+}
+
+func (o DeleteOptions) skipWarn(key, why string) {
+	o.Log.Warn(walelog.Base, "skipping non-qualifying key in 'delete before'",
+		fmt.Sprintf("The unexpected key is %q, and it appears %s.", o.Prefix.URL(key), why), unexpectedHint)
+}
+
+// backupSweep picks everything of backups that start before h, complete
+// or not: sentinels, extended_version.txt and partitions.
+func (o DeleteOptions) backupSweep(ctx context.Context, h uint64) ([]candidate, error) {
+	objs, err := o.Store.List(ctx, Dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, obj := range objs {
+		parts := strings.Split(strings.TrimPrefix(obj.Key, Dir), "/")
+		switch len(parts) {
+		case 1:
+			if !sentinelRe.MatchString(parts[0]) {
+				o.skipWarn(obj.Key, "not to match the base-backup sentinel pattern")
+			} else if nameNumber(parts[0]) < h {
+				out = append(out, candidate{obj.Key, "a base backup sentinel file"})
+			}
+		case 2:
+			if !IsName(parts[0]) || parts[1] != "extended_version.txt" {
+				o.skipWarn(obj.Key, "not to match the extended-version backup pattern")
+			} else if nameNumber(parts[0]) < h {
+				out = append(out, candidate{obj.Key, "a extended version metadata file"})
+			}
+		case 3:
+			if !IsName(parts[0]) || parts[1] != "tar_partitions" {
+				o.skipWarn(obj.Key, "not to match the base-backup partition pattern")
+			} else if nameNumber(parts[0]) < h {
+				out = append(out, candidate{obj.Key, "a base backup volume"})
+			}
+		default:
+			o.skipWarn(obj.Key, "to be at an unexpected depth")
+		}
+	}
+	return out, nil
+}
+
+// walSweep picks WAL segments (partial ones too) and backup history files
+// before h. Timeline history files are kept: they are tiny and every
+// later timeline's recovery needs them.
+func (o DeleteOptions) walSweep(ctx context.Context, h uint64) ([]candidate, error) {
+	objs, err := o.Store.List(ctx, wal.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, obj := range objs {
+		rest := strings.TrimPrefix(obj.Key, wal.Dir)
+		if strings.Contains(rest, "/") {
+			o.skipWarn(obj.Key, "to be at an unexpected depth")
+			continue
+		}
+		if m := walObjRe.FindStringSubmatch(rest); m != nil {
+			if segNumber(m[2], m[3]) < h {
+				out = append(out, candidate{obj.Key, "a wal file"})
+			}
+			continue
+		}
+		if m := backupHistRe.FindStringSubmatch(rest); m != nil {
+			if segNumber(m[2], m[3]) < h {
+				out = append(out, candidate{obj.Key, "a backup history file"})
+			}
+			continue
+		}
+		if historyRe.MatchString(rest) {
+			continue
+		}
+		o.skipWarn(obj.Key, "not to match the WAL file naming pattern")
+	}
+	return out, nil
+}
+
+// DeleteRetain keeps the n newest backups (by start segment, as WAL-E) and
+// deletes everything older than the oldest of them, WAL included.
+func DeleteRetain(ctx context.Context, o DeleteOptions, n int) error {
+	if n < 1 {
+		return &walelog.UserError{Msg: "invalid number of backups to retain", Detail: fmt.Sprintf("delete retain needs at least 1, not %d.", n)}
+	}
+	bs, err := List(ctx, o.Store)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(bs, func(i, j int) bool { return nameNumber(bs[i].Name) > nameNumber(bs[j].Name) })
+	k := len(bs)
+	switch {
+	case k == 0:
+		o.Log.Info(walelog.Base, "Not deleting any data.", "No existing base backups.", "")
+		return nil
+	case k == 1:
+		o.Log.Info(walelog.Base, "Retaining existing base backup.", "", "Deleting keys older than "+o.Prefix.URL(bs[0].SentinelKey)+".")
+		return o.before(ctx, nameNumber(bs[0].Name))
+	case k <= n:
+		o.Log.Info(walelog.Base, fmt.Sprintf("Retaining all %d base backups.", k), "", "Deleting keys older than "+o.Prefix.URL(bs[k-1].SentinelKey)+".")
+		return o.before(ctx, nameNumber(bs[k-1].Name))
+	}
+	horizon := bs[n-1]
+	o.Log.Info(walelog.Base, fmt.Sprintf("Deleting %d oldest base backups.", k-n), fmt.Sprintf("Found %d total base backups.", k),
+		"Deleting keys older than "+o.Prefix.URL(horizon.SentinelKey)+".")
+	return o.before(ctx, nameNumber(horizon.Name))
+}
+
+// DeleteEverything removes every base backup and WAL file.
+func DeleteEverything(ctx context.Context, o DeleteOptions) error {
+	return o.everything(ctx, Dir, wal.Dir)
+}
+
+// DeleteOldVersions removes the layouts older than 005 (basebackups_000/
+// to _004/ and wal_000/ to _004/), what WAL-E meant to do and crashed on.
+func DeleteOldVersions(ctx context.Context, o DeleteOptions) error {
+	var dirs []string
+	for v := 0; v < 5; v++ {
+		dirs = append(dirs, fmt.Sprintf("basebackups_%03d/", v), fmt.Sprintf("wal_%03d/", v))
+	}
+	return o.everything(ctx, dirs...)
+}
+
+func (o DeleteOptions) everything(ctx context.Context, dirs ...string) error {
+	var cands []candidate
+	for _, d := range dirs {
+		objs, err := o.Store.List(ctx, d)
+		if err != nil {
+			return err
+		}
+		kind := "part of wal logs"
+		if strings.HasPrefix(d, "basebackups_") {
+			kind = "part of a base backup"
+		}
+		for _, obj := range objs {
+			cands = append(cands, candidate{obj.Key, kind})
+		}
+	}
+	return o.run(ctx, cands)
+}
+
+// run logs every candidate as WAL-E did and, unless this is a dry run,
+// deletes them: sentinels first, so a backup stops being listed before any
+// of its parts goes. Every failure is reported; any makes the result an
+// error (WAL-E could lose them).
+func (o DeleteOptions) run(ctx context.Context, cands []candidate) error {
+	hint := ""
+	if o.DryRun {
+		hint = "This is only a dry run -- no actual data is being deleted"
+	}
+	for _, c := range cands {
+		o.Log.Info(walelog.Base, "deleting "+c.kind, "The key being deleted is "+o.Prefix.URL(c.key)+".", hint)
+	}
+	if o.DryRun || len(cands) == 0 {
+		return nil
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		return strings.HasSuffix(cands[i].key, sentinelSuffix) && !strings.HasSuffix(cands[j].key, sentinelSuffix)
+	})
+	var mu sync.Mutex
+	var failed []string
+	del := func(key string) {
+		if err := o.Store.Delete(ctx, key); err != nil {
+			o.Log.Warn(walelog.Base, "failed while deleting resource", fmt.Sprintf("Deleting %s failed: %v", o.Prefix.URL(key), err), "")
+			mu.Lock()
+			failed = append(failed, key)
+			mu.Unlock()
+		}
+	}
+	// Sentinels one by one and first; the rest 8 at a time.
+	i := 0
+	for ; i < len(cands) && strings.HasSuffix(cands[i].key, sentinelSuffix); i++ {
+		del(cands[i].key)
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, c := range cands[i:] {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(key string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			del(key)
+		}(c.key)
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return &walelog.UserError{
+			Critical: true,
+			Msg:      "Some keys were not deleted",
+			Detail:   fmt.Sprintf("Failed keys: first %s, last %s, %d total", failed[0], failed[len(failed)-1], len(failed)),
+		}
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,96 @@
+package basebackup
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walden-pg/walden/storage"
+)
+
+// ListHeader is backup-list's first row.
+var ListHeader = []string{"name", "last_modified", "expanded_size_bytes", "wal_segment_backup_start",
+	"wal_segment_offset_backup_start", "wal_segment_backup_stop", "wal_segment_offset_backup_stop"}
+
+// Row is one backup-list row; the stop and size columns are empty unless
+// the sentinel was loaded (--detail).
+func Row(scheme string, b Backup) []string {
+	seg, off, _ := StartSegment(b.Name)
+	r := []string{b.Name, FormatModified(scheme, b.Modified), "", seg, off, "", ""}
+	if s := b.Sentinel; s != nil {
+		r[2] = strconv.FormatInt(s.ExpandedSizeBytes, 10)
+		r[5], r[6] = s.StopSegment, s.StopOffset
+	}
+	return r
+}
+
+// FormatModified renders a sentinel's last-modified time the way WAL-E
+// printed what each backend's client library returned (scripts parse it).
+func FormatModified(scheme string, t time.Time) string {
+	t = t.UTC()
+	switch scheme {
+	case "s3": // boto: ISO 8601 with milliseconds and Z
+		return t.Format("2006-01-02T15:04:05.000Z")
+	case "gs": // str(datetime) with a UTC zone
+		return pyDatetime(t, " ") + "+00:00"
+	}
+	// file: datetime.isoformat() of the UTC mtime, without zone
+	return pyDatetime(t, "T")
+}
+
+// pyDatetime is Python's datetime text: microseconds only when non-zero.
+func pyDatetime(t time.Time, sep string) string {
+	s := t.Format("2006-01-02" + sep + "15:04:05")
+	if us := t.Nanosecond() / 1000; us != 0 {
+		s += "." + strconv.Itoa(1000000 + us)[1:]
+	}
+	return s
+}
+
+// WriteTSV writes rows in Python csv's excel-tab dialect: TAB separators,
+// CRLF line ends, quotes only around fields that need them.
+func WriteTSV(w io.Writer, rows [][]string) error {
+	var b strings.Builder
+	for _, r := range rows {
+		for i, f := range r {
+			if i > 0 {
+				b.WriteByte('\t')
+			}
+			if strings.ContainsAny(f, "\t\"\r\n") {
+				f = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
+			}
+			b.WriteString(f)
+		}
+		b.WriteString("\r\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ListRows builds backup-list's output for a query ("" = all); with detail
+// every sentinel is read. ok is false for an invalid query, in which case
+// rows holds only the header, which WAL-E printed before failing.
+func ListRows(ctx context.Context, st storage.Store, scheme, query string, detail bool) (rows [][]string, ok bool, err error) {
+	rows = [][]string{ListHeader}
+	bs, err := List(ctx, st)
+	if err != nil {
+		return rows, true, err
+	}
+	if query != "" {
+		var valid bool
+		if bs, valid = Query(bs, query); !valid {
+			return rows, false, nil
+		}
+	}
+	for i := range bs {
+		if detail {
+			if err := bs[i].Load(ctx, st); err != nil {
+				return rows, true, err
+			}
+		}
+		rows = append(rows, Row(scheme, bs[i]))
+	}
+	return rows, true, nil
+}

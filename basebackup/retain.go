@@ -1,0 +1,105 @@
+package basebackup
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/walden-pg/walden/walelog"
+)
+
+// RetainPolicy is WALDEN_RETAIN: keep Count newest backups, or every
+// backup that finished within Age of Now plus the newest one older than
+// that (so any moment in the window stays restorable). The newest backup is
+// always kept.
+type RetainPolicy struct {
+	Count int
+	Age   time.Duration
+	Now   time.Time
+}
+
+// RetainResult says what a retention run kept and removed.
+type RetainResult struct {
+	Kept    []string // backup names, newest first
+	Deleted []string // complete backups removed (or that a dry run would remove)
+	Horizon string   // the oldest kept backup: everything older went
+}
+
+// Retain applies a policy: it picks the backups to keep, then deletes, as
+// delete before would, every backup and WAL file older than the oldest one
+// kept. The WAL the oldest kept backup needs, and everything newer, stays;
+// timeline history files always stay.
+func Retain(ctx context.Context, o DeleteOptions, p RetainPolicy) (RetainResult, error) {
+	var res RetainResult
+	if p.Count < 1 && p.Age <= 0 {
+		return res, fmt.Errorf("retention policy keeps nothing: give a count of at least 1 or an age")
+	}
+	bs, err := List(ctx, o.Store)
+	if err != nil {
+		return res, err
+	}
+	if len(bs) == 0 {
+		return res, nil
+	}
+	kept := keepSet(ctx, o, bs, p)
+	h := nameNumber(kept[0].Name)
+	oldest := kept[0]
+	for _, b := range kept {
+		res.Kept = append(res.Kept, b.Name)
+		if n := nameNumber(b.Name); n < h {
+			h, oldest = n, b
+		}
+	}
+	res.Horizon = oldest.Name
+	for _, b := range bs {
+		if nameNumber(b.Name) < h {
+			res.Deleted = append(res.Deleted, b.Name)
+		}
+	}
+	o.Log.Info(walelog.Base, fmt.Sprintf("Retaining %d of %d base backups.", len(res.Kept), len(bs)),
+		fmt.Sprintf("Policy: %s.", p), "Deleting keys older than "+o.Prefix.URL(oldest.SentinelKey)+".")
+	return res, o.before(ctx, h)
+}
+
+func (p RetainPolicy) String() string {
+	if p.Count > 0 {
+		return fmt.Sprintf("keep the %d newest backups", p.Count)
+	}
+	return fmt.Sprintf("keep backups finished within %s", p.Age)
+}
+
+// keepSet returns the backups the policy keeps, newest first.
+func keepSet(ctx context.Context, o DeleteOptions, bs []Backup, p RetainPolicy) []Backup {
+	sorted := append([]Backup(nil), bs...)
+	if p.Count > 0 {
+		sort.SliceStable(sorted, func(i, j int) bool { return nameNumber(sorted[i].Name) > nameNumber(sorted[j].Name) })
+		return sorted[:min(p.Count, len(sorted))]
+	}
+	for i := range sorted {
+		_ = sorted[i].Load(ctx, o.Store) // unreadable: fall back to the sentinel's time
+	}
+	sort.SliceStable(sorted, func(i, j int) bool { return BackupTime(sorted[i]).After(BackupTime(sorted[j])) })
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	cut := now.Add(-p.Age)
+	var out []Backup
+	for i, b := range sorted {
+		out = append(out, b)
+		if BackupTime(b).Before(cut) || i == len(sorted)-1 {
+			break // the newest backup older than the window is the last one kept
+		}
+	}
+	return out
+}
+
+// BackupTime is when a backup finished: the sentinel's FinishTime when it
+// records one, else when the sentinel was written (WAL-E's backups).
+func BackupTime(b Backup) time.Time {
+	if t, ok := b.Sentinel.Finished(); ok {
+		return t
+	}
+	return b.Modified
+}

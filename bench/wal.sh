@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# WAL archiving benchmark: 64 real 16 MiB segments from a pgbench run, pushed
+# one process at a time (as PostgreSQL's archiver does) and replayed through
+# restore_command-style calls with prefetch. Baselines in the same run:
+# `lzop -1 -c SEG > store/SEG.lzo` / `lzop -dc`, and pgBackRest's
+# archive-push / archive-get on the same segments.
+# Usage: sudo bench/wal.sh   (needs postgresql-15, lzop, pgbackrest)
+set -euo pipefail
+N=${N:-64}
+top=$(cd "$(dirname "$0")/.." && pwd)
+bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+work=$(mktemp -d /tmp/walden-walbench.XXXXXX)
+chmod 755 "$work"
+trap 'runuser -u postgres -- "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# setpriv, not runuser: runuser goes through PAM and costs ~300 ms a call.
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+now() { date +%s.%N; }
+
+echo "building walden"
+(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden)
+chmod 755 "$work/walden"
+
+echo "generating $N segments with pgbench"
+mkdir -p "$work/segs" "$work/sock" "$work/data"; chmod 700 "$work/data"
+chown postgres "$work/segs" "$work/sock" "$work/data"
+as_pg "$bindir/initdb" -D "$work/data" -U postgres --auth=trust --no-sync >/dev/null
+cat >> "$work/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$work/sock'
+port = 25999
+archive_mode = on
+archive_command = 'cp %p $work/segs/%f'
+max_wal_size = 4GB
+CONF
+as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/sock/pg.log" -w start >/dev/null
+export PGHOST=$work/sock PGPORT=25999 PGUSER=postgres
+as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/pgbench" -i -s 20 -q postgres >/dev/null 2>&1
+while [ "$(ls "$work/segs" | grep -cE '^[0-9A-F]{24}$')" -lt "$N" ]; do
+  as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/pgbench" -n -c 2 -T 5 postgres >/dev/null 2>&1
+  as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/psql" -X -q -c 'select pg_switch_wal()' postgres >/dev/null
+  sleep 1
+done
+segs=$(ls "$work/segs" | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
+mib=$((N * 16))
+
+# pgBackRest needs the stanza of the running cluster.
+mkdir -p "$work/pgbr/repo" "$work/pgbr/log" "$work/pgbr/spool"
+cat > "$work/pgbr/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$work/pgbr/repo
+log-path=$work/pgbr/log
+spool-path=$work/pgbr/spool
+lock-path=$work/pgbr/lock
+compress-type=lz4
+compress-level=1
+log-level-console=warn
+archive-async=n
+[bench]
+pg1-path=$work/data
+pg1-socket-path=$work/sock
+pg1-port=25999
+CONF
+chown -R postgres "$work/pgbr"
+pgbr() { as_pg pgbackrest --config="$work/pgbr/pgbackrest.conf" --stanza=bench "$@"; }
+pgbr stanza-create >/dev/null
+
+# Segments as PostgreSQL would hand them over: pg_wal/<SEG> relative to a data dir.
+mkdir -p "$work/src/pg_wal"
+for s in $segs; do cp "$work/segs/$s" "$work/src/pg_wal/$s"; done
+chown -R postgres "$work/src"
+as_pg "$bindir/pg_ctl" -D "$work/data" -m fast stop >/dev/null
+
+run_push() { # label, command template with SEG
+  local label=$1; shift
+  local t0 t1
+  t0=$(now)
+  for s in $segs; do (cd "$work/src" && eval "$*") ; done
+  t1=$(now)
+  echo "$label $(echo "$N / ($t1 - $t0)" | bc -l) $(echo "$mib / ($t1 - $t0)" | bc -l)"
+}
+run_fetch() {
+  local label=$1; shift
+  local t0 t1
+  rm -rf "$work/dst"; mkdir -p "$work/dst/pg_wal"; chown -R postgres "$work/dst"
+  t0=$(now)
+  for s in $segs; do (cd "$work/dst" && eval "$*"); done
+  t1=$(now)
+  echo "$label $(echo "$N / ($t1 - $t0)" | bc -l) $(echo "$mib / ($t1 - $t0)" | bc -l)"
+}
+
+mkdir -p "$work/store-lzop" "$work/env-lz4" "$work/env-lzo"
+chown -R postgres "$work/store-lzop"
+echo "file://localhost$work/store-lz4" > "$work/env-lz4/WALE_FILE_PREFIX"
+echo "lz4" > "$work/env-lz4/WALDEN_COMPRESSION"
+echo "file://localhost$work/store-lzo" > "$work/env-lzo/WALE_FILE_PREFIX"
+echo "lzo" > "$work/env-lzo/WALDEN_COMPRESSION"
+for e in env-lz4 env-lzo; do echo stderr > "$work/$e/WALE_LOG_DESTINATION"; done
+
+results=$(
+  run_push "push:lzop-1-baseline" 'as_pg sh -c "lzop -1 -c pg_wal/$s > $work/store-lzop/$s.lzo"'
+  run_push "push:walden-lz4" 'as_pg "$work/walden" --envdir "$work/env-lz4" wal-push pg_wal/$s 2>/dev/null'
+  run_push "push:walden-lzo" 'as_pg "$work/walden" --envdir "$work/env-lzo" wal-push pg_wal/$s 2>/dev/null'
+  run_push "push:pgbackrest-lz4" 'pgbr archive-push $work/src/pg_wal/$s'
+  run_fetch "fetch:lzop-dc-baseline" 'as_pg sh -c "lzop -dc $work/store-lzop/$s.lzo > pg_wal/RECOVERYXLOG"'
+  run_fetch "fetch:walden-lz4-p8" 'as_pg "$work/walden" --envdir "$work/env-lz4" wal-fetch -p 8 $s pg_wal/RECOVERYXLOG 2>/dev/null'
+  run_fetch "fetch:walden-lzo-p8" 'as_pg "$work/walden" --envdir "$work/env-lzo" wal-fetch -p 8 $s pg_wal/RECOVERYXLOG 2>/dev/null'
+  run_fetch "fetch:pgbackrest-lz4" 'pgbr archive-get $s $work/dst/pg_wal/RECOVERYXLOG'
+)
+echo
+printf '%-26s %10s %10s %8s\n' case segments/s MiB/s ratio
+echo "$results" | awk '
+  { split($1, k, ":"); kind=k[1]; seg[$1]=$2; mibs[$1]=$3; order[NR]=$1
+    if ($1 ~ /baseline/) base[kind]=$2 }
+  END { for (i=1; i<=NR; i++) { c=order[i]; split(c, k, ":");
+        printf "%-26s %10.1f %10.1f %7.2fx\n", c, seg[c], mibs[c], seg[c]/base[k[1]] } }'
+echo "(ratio: segments/s against the lzop baseline of the same direction, same run; $N segments of 16 MiB)"

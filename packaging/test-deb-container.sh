@@ -1,0 +1,302 @@
+#!/bin/sh
+# Installs the walden .deb into a booted Debian 12 container and checks what
+# an admin would see: first install enables but does not start the service;
+# with an envdir it starts, runs as postgres and answers on /healthz; log
+# rotation's SIGHUP leaves it running; an upgrade restarts it only when it
+# was running; remove keeps the configuration; purge removes what the
+# package created and nothing else.
+#
+# The container: debootstrap'ed bookworm (minbase + systemd), cached in
+# $WALDEN_TEST_CACHE/bookworm (default /var/cache/walden-test), booted with
+# systemd-nspawn --volatile=overlay (the cache stays untouched; every run
+# starts from it, writes go to a tmpfs) and --private-network (loopback only).
+# Commands run inside through nsenter, so the host needs no systemd or
+# machined (it works where systemd is not PID 1, e.g. in CI sandboxes).
+#
+# Needs root, debootstrap, systemd-container, util-linux (nsenter), and the
+# Debian mirror of /etc/apt/sources.list* (or WALDEN_TEST_MIRROR) once, for
+# the cache. DEB=path/to/walden_*.deb tests that file instead of `make deb`.
+# Scripts for inside the container are single-quoted on purpose:
+# shellcheck disable=SC2016
+set -eu
+cd "$(dirname "$0")/.."
+
+CACHE=${WALDEN_TEST_CACHE:-/var/cache/walden-test}
+BASE=$CACHE/bookworm
+MACHINE=walden-test
+PATH_IN=/usr/sbin:/usr/bin:/sbin:/bin
+# Changing this recipe rebuilds the cached base.
+RECIPE="bookworm minbase systemd,systemd-sysv,dbus,curl,logrotate postgres-user no-apt-lists v2"
+
+started=$(date +%s)
+NSPAWN_PID=
+LEADER=
+
+say() { echo "test-deb-container: $*"; }
+
+# Dumps what explains a failure while the container is still up.
+diagnose() {
+	[ -n "$LEADER" ] || return 0
+	echo "--- systemctl status walden.service" >&2
+	ct systemctl --no-pager status walden.service >&2 2>&1 || true
+	echo "--- journalctl -u walden.service" >&2
+	ct journalctl --no-pager -n 40 -u walden.service >&2 2>&1 || true
+}
+
+fail() {
+	echo "test-deb-container: FAIL: $*" >&2
+	diagnose
+	exit 1
+}
+
+teardown() {
+	if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
+		[ -z "$LEADER" ] || ct systemctl poweroff >/dev/null 2>&1 || true
+		i=0
+		while kill -0 "$NSPAWN_PID" 2>/dev/null && [ $i -lt 60 ]; do
+			sleep 0.5
+			i=$((i + 1))
+		done
+		if kill -0 "$NSPAWN_PID" 2>/dev/null; then kill -KILL "$NSPAWN_PID" 2>/dev/null || true; fi
+		wait "$NSPAWN_PID" 2>/dev/null || true
+	fi
+	# nspawn leaves this behind when /run is not a tmpfs of its own.
+	rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+# ct CMD...: runs CMD inside the container, in all its namespaces (pid,
+# mount, network: its loopback), with a clean environment.
+ct() {
+	nsenter --target "$LEADER" --all --root --wd \
+		env -i PATH=$PATH_IN LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive TERM=dumb "$@"
+}
+# ct_sh SCRIPT: a shell script inside the container.
+ct_sh() { ct sh -ec "$1"; }
+
+# step MSG: reports a finished phase and how long it took.
+step_t=$started
+step() {
+	now=$(date +%s)
+	say "$* (+$((now - step_t))s)"
+	step_t=$now
+}
+
+# The host's Debian mirror serving bookworm, from the apt sources.
+find_mirror() {
+	if [ -n "${WALDEN_TEST_MIRROR:-}" ]; then
+		echo "$WALDEN_TEST_MIRROR"
+		return
+	fi
+	{
+		# deb822 (*.sources): a paragraph of Types: deb, Suites: bookworm.
+		for f in /etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] && awk 'BEGIN { RS = ""; FS = "\n" }
+				{ t = u = s = ""
+				  for (i = 1; i <= NF; i++) {
+				    if ($i ~ /^Types:/) t = $i " "
+				    if ($i ~ /^URIs:/) u = $i
+				    if ($i ~ /^Suites:/) s = $i " " }
+				  if (t ~ /[ \t]deb[ \t]/ && s ~ /[ \t]bookworm[ \t]/) {
+				    sub(/^URIs:[ \t]*/, "", u); split(u, a, /[ \t]+/); print a[1] } }' "$f"
+		done
+		# One-line format: deb [options] URI bookworm components.
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[ -f "$f" ] && awk '$1 == "deb" {
+				i = 2
+				if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+				if ($(i + 1) == "bookworm") print $i }' "$f"
+		done
+	} | head -n 1
+}
+
+# ---------------------------------------------------------------- checks
+[ "$(id -u)" = 0 ] || fail "must run as root (debootstrap, systemd-nspawn)"
+for tool in debootstrap:debootstrap systemd-nspawn:systemd-container nsenter:util-linux; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 ||
+		fail "${tool%%:*} not found: apt-get install ${tool#*:}"
+done
+
+if [ -z "${DEB:-}" ]; then
+	say "make deb"
+	make deb || fail "make deb"
+	DEB=dist/walden_$(packaging/version.sh)_amd64.deb
+	[ -f "$DEB" ] || fail "no package at $DEB"
+	step "built $DEB"
+fi
+[ -f "$DEB" ] || fail "no package at $DEB"
+VERSION=$(dpkg-deb -f "$DEB" Version)
+say "testing $DEB"
+
+# ---------------------------------------------------------------- base image
+if [ "$(cat "$BASE/.walden-test-base" 2>/dev/null)" != "$RECIPE" ]; then
+	mirror=$(find_mirror)
+	[ -n "$mirror" ] || fail "no bookworm mirror in /etc/apt/sources.list*; set WALDEN_TEST_MIRROR"
+	say "debootstrap bookworm from $mirror into $BASE (cached for later runs)"
+	rm -rf "$BASE" "$BASE.tmp"
+	mkdir -p "$CACHE"
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,logrotate \
+		bookworm "$BASE.tmp" "$mirror" >"$CACHE/debootstrap.log" 2>&1 ||
+		{ tail -n 20 "$CACHE/debootstrap.log" >&2; fail "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+	# The service runs as postgres; PostgreSQL itself is not needed for
+	# the agent to start, so only its user and home are created.
+	chroot "$BASE.tmp" useradd --system --user-group --home-dir /var/lib/postgresql \
+		--shell /bin/sh postgres
+	install -d -o 0 -g 0 -m 0755 "$BASE.tmp/var/lib/postgresql"
+	chroot "$BASE.tmp" chown postgres:postgres /var/lib/postgresql
+	echo "$MACHINE" >"$BASE.tmp/etc/hostname"
+	# The container has no network and walden no dependencies: without the
+	# package lists apt does not rebuild its cache on every run.
+	chroot "$BASE.tmp" apt-get clean
+	rm -rf "$BASE.tmp"/var/lib/apt/lists/*
+	echo "$RECIPE" >"$BASE.tmp/.walden-test-base"
+	mv "$BASE.tmp" "$BASE"
+	step "base image ready"
+fi
+
+# ---------------------------------------------------------------- boot
+debdir=$(cd "$(dirname "$DEB")" && pwd)
+deb=/mnt/deb/$(basename "$DEB")
+log=$CACHE/nspawn.log
+rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+# --register=no --keep-unit: no host systemd/machined needed.
+systemd-nspawn --boot --directory="$BASE" --volatile=overlay --machine="$MACHINE" \
+	--private-network --bind-ro="$debdir:/mnt/deb" \
+	--register=no --keep-unit --console=read-only >"$log" 2>&1 &
+NSPAWN_PID=$!
+
+# The container's PID 1: the child of nspawn that is PID 1 in its namespace.
+i=0
+while [ -z "$LEADER" ] && [ $i -lt 60 ]; do
+	kill -0 "$NSPAWN_PID" 2>/dev/null ||
+		{ tail -n 20 "$log" >&2; fail "systemd-nspawn exited while starting (log: $log)"; }
+	for c in $(ps -o pid= --ppid "$NSPAWN_PID" 2>/dev/null); do
+		[ "$(awk '/^NSpid:/ { print $NF }' "/proc/$c/status" 2>/dev/null)" = 1 ] && LEADER=$c
+	done
+	[ -n "$LEADER" ] || sleep 0.5
+	i=$((i + 1))
+done
+[ -n "$LEADER" ] || { tail -n 20 "$log" >&2; fail "container init did not appear within 30s (log: $log)"; }
+
+i=0
+state=
+while [ $i -lt 120 ]; do
+	state=$(ct systemctl is-system-running 2>/dev/null || true)
+	case "$state" in running | degraded) break ;; esac
+	sleep 0.5
+	i=$((i + 1))
+done
+case "$state" in
+running) ;;
+degraded) say "note: container is degraded: $(ct systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" ;;
+*) tail -n 30 "$log" >&2; fail "container did not finish booting (state '$state', log: $log)" ;;
+esac
+step "container up ($state)"
+
+# ---------------------------------------------------------------- install
+out=$(ct apt-get install -y "$deb" 2>&1) || { echo "$out" >&2; fail "apt-get install"; }
+echo "$out" | grep -q "is enabled but NOT started" || { echo "$out" >&2; fail "first install did not say the service is not started"; }
+[ "$(ct systemctl is-enabled walden.service 2>&1)" = enabled ] || fail "walden.service not enabled after first install"
+[ "$(ct systemctl is-active walden.service 2>&1)" = inactive ] || fail "walden.service was started by the first install"
+[ "$(ct stat -c '%U:%G %a' /etc/wal-e.d/env)" = "root:postgres 750" ] ||
+	fail "/etc/wal-e.d/env is $(ct stat -c '%U:%G %a' /etc/wal-e.d/env), want root:postgres 750"
+[ "$(ct stat -c '%U:%G %a' /var/log/walden)" = "postgres:adm 750" ] ||
+	fail "/var/log/walden is $(ct stat -c '%U:%G %a' /var/log/walden), want postgres:adm 750"
+[ "$(ct walden version)" = "walden $VERSION" ] || fail "installed walden version: $(ct walden version)"
+[ "$(ct /usr/lib/walden/bin/wal-e version)" = "1.1.1+walden.$VERSION" ] ||
+	fail "installed wal-e version: $(ct /usr/lib/walden/bin/wal-e version)"
+! ct sh -c 'command -v wal-e' >/dev/null || fail "wal-e is on PATH"
+step "installed: enabled, not started, envdir and log dir in place"
+
+# ---------------------------------------------------------------- start
+ct_sh '
+	d=/etc/wal-e.d/env
+	echo file://localhost/var/lib/postgresql/walden-store >$d/WALE_FILE_PREFIX
+	echo /var/lib/postgresql/data >$d/PGDATA
+	echo /var/log/walden/walden.log >$d/WALDEN_LOG_FILE
+	chgrp postgres $d/* && chmod 0640 $d/*
+	install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data /var/lib/postgresql/walden-store
+'
+ct systemctl start walden.service || fail "systemctl start walden.service"
+
+# /healthz answering with any HTTP status counts (503: no backup yet).
+code=000
+i=0
+while [ $i -lt 60 ]; do
+	code=$(ct curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:9351/healthz || true)
+	[ "$code" != 000 ] && break
+	[ "$(ct systemctl is-active walden.service)" = failed ] && break
+	sleep 0.5
+	i=$((i + 1))
+done
+[ "$code" != 000 ] || fail "http://127.0.0.1:9351/healthz did not answer within 30s"
+[ "$(ct systemctl is-active walden.service)" = active ] || fail "walden.service is not active"
+pid=$(ct systemctl show -p MainPID --value walden.service)
+uid=$(ct awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
+[ "$uid" = "$(ct id -u postgres)" ] || fail "agent runs as uid $uid, not postgres"
+[ "$(ct stat -c '%U:%G %a' /run/walden)" = "postgres:postgres 750" ] ||
+	fail "/run/walden is $(ct stat -c '%U:%G %a' /run/walden), want postgres:postgres 750"
+step "walden.service active as postgres, /healthz answered HTTP $code"
+
+# ---------------------------------------------------------------- logrotate
+# Force a rotation of a non-empty log: postrotate sends SIGHUP to the main
+# process, which must reopen its log and keep running.
+ct_sh 'echo "test-deb-container: rotation marker" >>/var/log/walden/walden.log
+	chown postgres:adm /var/log/walden/walden.log'
+ct logrotate -f /etc/logrotate.d/walden || fail "logrotate -f /etc/logrotate.d/walden"
+ct test -f /var/log/walden/walden.log.1 || fail "logrotate did not rotate walden.log"
+sleep 2
+[ "$(ct systemctl is-active walden.service)" = active ] ||
+	fail "walden.service did not survive logrotate's SIGHUP"
+[ "$(ct systemctl show -p MainPID --value walden.service)" = "$pid" ] ||
+	fail "walden.service was restarted by logrotate's SIGHUP (the agent should reopen its log)"
+step "logrotate: rotated, agent kept running"
+
+# ---------------------------------------------------------------- upgrade
+# Reinstalling runs postinst configure with the old version: an upgrade.
+ct apt-get install -y --reinstall "$deb" >/dev/null 2>&1 || fail "reinstall (running service)"
+sleep 1
+[ "$(ct systemctl is-active walden.service)" = active ] || fail "walden.service not active after upgrade"
+[ "$(ct systemctl show -p MainPID --value walden.service)" != "$pid" ] ||
+	fail "upgrade did not restart the running service"
+ct systemctl stop walden.service || fail "systemctl stop walden.service"
+[ "$(ct systemctl is-active walden.service || true)" = inactive ] || fail "walden.service did not stop"
+ct apt-get install -y --reinstall "$deb" >/dev/null 2>&1 || fail "reinstall (stopped service)"
+[ "$(ct systemctl is-active walden.service || true)" = inactive ] || fail "upgrade started a stopped service"
+step "upgrade: running service restarted, stopped one left stopped"
+
+# ---------------------------------------------------------------- remove, purge
+ct systemctl start walden.service || fail "systemctl start walden.service"
+ct apt-get remove -y walden >/dev/null 2>&1 || fail "apt-get remove walden"
+[ "$(ct systemctl is-active walden.service || true)" != active ] || fail "remove left the service running"
+! ct test -e /usr/bin/walden || fail "/usr/bin/walden still there after remove"
+ct test -f /etc/wal-e.d/env/WALE_FILE_PREFIX || fail "remove deleted the envdir"
+ct apt-get purge -y walden >/dev/null 2>&1 || fail "apt-get purge walden"
+! ct test -e /var/log/walden || fail "/var/log/walden still there after purge"
+! ct test -e /etc/systemd/system/multi-user.target.wants/walden.service || fail "enable link left after purge"
+! ct test -e /var/lib/walden || fail "/var/lib/walden left after purge"
+! ct test -e /etc/logrotate.d/walden || fail "/etc/logrotate.d/walden left after purge"
+ct test -f /etc/wal-e.d/env/WALE_FILE_PREFIX || fail "purge deleted a configured envdir"
+# Install and purge again without configuring: the empty envdir the
+# package created goes too.
+ct rm -rf /etc/wal-e.d
+ct apt-get install -y "$deb" >/dev/null 2>&1 || fail "second install"
+ct apt-get purge -y walden >/dev/null 2>&1 || fail "second purge"
+! ct test -e /etc/wal-e.d || fail "purge left the empty /etc/wal-e.d it created"
+ct test -e /var/lib/postgresql || fail "purge removed /var/lib/postgresql"
+step "remove kept /etc/wal-e.d; purge removed only what the package created"
+
+# ---------------------------------------------------------------- teardown
+ct systemctl poweroff >/dev/null 2>&1 || true
+i=0
+while kill -0 "$NSPAWN_PID" 2>/dev/null && [ $i -lt 60 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+kill -0 "$NSPAWN_PID" 2>/dev/null && fail "container did not power off within 30s"
+wait "$NSPAWN_PID" 2>/dev/null || true
+NSPAWN_PID=
+LEADER=
+step "container powered off"
+say "PASS in $(($(date +%s) - started))s ($DEB)"
