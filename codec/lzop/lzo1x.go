@@ -13,7 +13,6 @@ const (
 	m2MaxLen    = 8
 	m3MaxLen    = 33
 	m4MaxLen    = 9
-	m1MaxOffset = 0x0400
 	m2MaxOffset = 0x0800
 	m3MaxOffset = 0x4000
 	m4MaxOffset = 0xbfff
