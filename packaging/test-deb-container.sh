@@ -13,9 +13,9 @@
 # Commands run inside through nsenter, so the host needs no systemd or
 # machined (it works where systemd is not PID 1, e.g. in CI sandboxes).
 #
-# Needs root, debootstrap, systemd-container, util-linux (nsenter), and the
-# Debian mirror of /etc/apt/sources.list* (or WALDEN_TEST_MIRROR) once, for
-# the cache. DEB=path/to/walden_*.deb tests that file instead of `make deb`.
+# Needs root, debootstrap, systemd-container, util-linux (nsenter), procps
+# (installed when missing) and, once for the cache, the Debian mirror of
+# /etc/apt/sources.list* (or WALDEN_TEST_MIRROR). DEB=path/to/walden_*.deb tests that file instead of `make deb`.
 # Scripts for inside the container are single-quoted on purpose:
 # shellcheck disable=SC2016
 set -eu
@@ -32,7 +32,8 @@ started=$(date +%s)
 NSPAWN_PID=
 LEADER=
 
-say() { echo "test-deb-container: $*"; }
+ME=test-deb-container
+say() { echo "$ME: $*"; }
 
 # Dumps what explains a failure while the container is still up.
 diagnose() {
@@ -44,7 +45,7 @@ diagnose() {
 }
 
 fail() {
-	echo "test-deb-container: FAIL: $*" >&2
+	echo "$ME: FAIL: $*" >&2
 	diagnose
 	exit 1
 }
@@ -60,11 +61,25 @@ teardown() {
 		if kill -0 "$NSPAWN_PID" 2>/dev/null; then kill -KILL "$NSPAWN_PID" 2>/dev/null || true; fi
 		wait "$NSPAWN_PID" 2>/dev/null || true
 	fi
-	# nspawn leaves this behind when /run is not a tmpfs of its own.
-	rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+	# nspawn leaves these behind when /run is not a tmpfs of its own.
+	rm -rf "/run/systemd/nspawn/propagate/$MACHINE" "/run/systemd/nspawn/propagate/$MACHINE-chroot"
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
+
+# need CMD PACKAGE: installs PACKAGE with apt-get when CMD is missing and we
+# are root (CI machines start without it); otherwise fails with the hint.
+need() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "$ME: installing $2 (for $1)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 &&
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1; } ||
+			fail "could not install $2 (apt-get install $2)"
+	fi
+	command -v "$1" >/dev/null 2>&1 || fail "$1 not found: apt-get install $2"
+}
 
 # ct CMD...: runs CMD inside the container, in all its namespaces (pid,
 # mount, network: its loopback), with a clean environment.
@@ -113,10 +128,10 @@ find_mirror() {
 
 # ---------------------------------------------------------------- checks
 [ "$(id -u)" = 0 ] || fail "must run as root (debootstrap, systemd-nspawn)"
-for tool in debootstrap:debootstrap systemd-nspawn:systemd-container nsenter:util-linux; do
-	command -v "${tool%%:*}" >/dev/null 2>&1 ||
-		fail "${tool%%:*} not found: apt-get install ${tool#*:}"
-done
+need debootstrap debootstrap
+need systemd-nspawn systemd-container
+need nsenter util-linux
+need ps procps
 
 if [ -z "${DEB:-}" ]; then
 	say "make deb"
@@ -155,9 +170,31 @@ if [ "$(cat "$BASE/.walden-test-base" 2>/dev/null)" != "$RECIPE" ]; then
 	step "base image ready"
 fi
 
-# ---------------------------------------------------------------- boot
 debdir=$(cd "$(dirname "$DEB")" && pwd)
 deb=/mnt/deb/$(basename "$DEB")
+
+# ---------------------------------------------------------------- no systemd
+# Image builds and chroots: systemd is not running, so nothing may be
+# started or stopped, yet enabling (symlinks) and purging must work.
+systemd-nspawn --quiet --directory="$BASE" --volatile=overlay --machine="$MACHINE-chroot" \
+	--private-network --bind-ro="$debdir:/mnt/deb" --register=no --keep-unit --pipe \
+	env -i PATH=$PATH_IN LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive sh -ec '
+	check() { if ! eval "$1"; then echo "not true without systemd: $1" >&2; exit 1; fi; }
+	check "[ ! -d /run/systemd/system ]"
+	apt-get install -y "$1" >/tmp/out 2>&1 || { cat /tmp/out; exit 1; }
+	check "[ -L /etc/systemd/system/multi-user.target.wants/walden.service ]"
+	check "[ \"\$(stat -c %U:%G /etc/wal-e.d/env)\" = root:postgres ]"
+	apt-get install -y --reinstall "$1" >/tmp/out 2>&1 || { cat /tmp/out; exit 1; }
+	apt-get purge -y walden >/tmp/out 2>&1 || { cat /tmp/out; exit 1; }
+	check "[ ! -e /etc/systemd/system/multi-user.target.wants/walden.service ]"
+	check "[ ! -e /etc/wal-e.d ] && [ ! -e /var/log/walden ] && [ ! -e /var/lib/walden ]"
+' sh "$deb" >"$CACHE/chroot.log" 2>&1 ||
+	{ grep -v 'Attempted to remove disk file system' "$CACHE/chroot.log" >&2
+	  fail "install/upgrade/purge without systemd running (log: $CACHE/chroot.log)"; }
+rm -rf "/run/systemd/nspawn/propagate/$MACHINE-chroot"
+step "without systemd as PID 1: install enables, reinstall and purge work"
+
+# ---------------------------------------------------------------- boot
 log=$CACHE/nspawn.log
 rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
 # --register=no --keep-unit: no host systemd/machined needed.
@@ -217,6 +254,12 @@ ct_sh '
 	echo /var/log/walden/walden.log >$d/WALDEN_LOG_FILE
 	chgrp postgres $d/* && chmod 0640 $d/*
 	install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data /var/lib/postgresql/walden-store
+	# The agent accepts a PGDATA holding PG_VERSION and global/pg_control;
+	# no PostgreSQL server runs, none is needed until a backup is due.
+	install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data/global
+	echo 15 >/var/lib/postgresql/data/PG_VERSION
+	: >/var/lib/postgresql/data/global/pg_control
+	chown postgres:postgres /var/lib/postgresql/data/PG_VERSION /var/lib/postgresql/data/global/pg_control
 '
 ct systemctl start walden.service || fail "systemctl start walden.service"
 
@@ -237,7 +280,10 @@ uid=$(ct awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
 [ "$uid" = "$(ct id -u postgres)" ] || fail "agent runs as uid $uid, not postgres"
 [ "$(ct stat -c '%U:%G %a' /run/walden)" = "postgres:postgres 750" ] ||
 	fail "/run/walden is $(ct stat -c '%U:%G %a' /run/walden), want postgres:postgres 750"
-step "walden.service active as postgres, /healthz answered HTTP $code"
+ct test -S /run/walden/agent.sock || fail "no agent socket /run/walden/agent.sock"
+mcode=$(ct curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:9351/metrics || true)
+[ "$mcode" = 200 ] || fail "/metrics answered HTTP $mcode, want 200"
+step "walden.service active as postgres, /healthz answered HTTP $code, /metrics 200, socket in /run/walden"
 
 # ---------------------------------------------------------------- logrotate
 # Force a rotation of a non-empty log: postrotate sends SIGHUP to the main
@@ -251,7 +297,17 @@ sleep 2
 	fail "walden.service did not survive logrotate's SIGHUP"
 [ "$(ct systemctl show -p MainPID --value walden.service)" = "$pid" ] ||
 	fail "walden.service was restarted by logrotate's SIGHUP (the agent should reopen its log)"
-step "logrotate: rotated, agent kept running"
+ct systemctl reload walden.service || fail "systemctl reload walden.service"
+[ "$(ct systemctl is-active walden.service)" = active ] || fail "walden.service not active after reload"
+# Rotation left an empty walden.log; the reopened log gets the reload's
+# message (this also proves /var/log/walden is writable in the sandbox).
+i=0
+while ! ct test -s /var/log/walden/walden.log && [ $i -lt 20 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+ct test -s /var/log/walden/walden.log || fail "nothing logged to the reopened /var/log/walden/walden.log"
+step "logrotate and reload: agent kept running"
 
 # ---------------------------------------------------------------- upgrade
 # Reinstalling runs postinst configure with the old version: an upgrade.

@@ -3,19 +3,35 @@
 #   build (make deb), lintian (no errors), control fields, file list, and
 #   the packaged binary's stamped version under both of its names.
 # DEB=path/to/walden_*.deb tests that file instead of building one.
-# Needs: make, go, lintian, dpkg-deb. Exits non-zero on the first failure.
+# Needs make, go, dpkg-deb and lintian (installed when missing and root);
+# file and systemd-analyze are used when present. Exits non-zero on the
+# first failure.
 set -eu
 cd "$(dirname "$0")/.."
 
+ME=test-deb
 fail() {
-	echo "test-deb: FAIL: $*" >&2
+	echo "$ME: FAIL: $*" >&2
 	exit 1
 }
 step() { echo "test-deb: $*"; }
 
-for tool in lintian dpkg-deb; do
-	command -v "$tool" >/dev/null 2>&1 || fail "$tool not found (apt-get install lintian dpkg)"
-done
+# need CMD PACKAGE: installs PACKAGE with apt-get when CMD is missing and we
+# are root (CI machines start without it); otherwise fails with the hint.
+need() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "$ME: installing $2 (for $1)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 &&
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1; } ||
+			fail "could not install $2 (apt-get install $2)"
+	fi
+	command -v "$1" >/dev/null 2>&1 || fail "$1 not found: apt-get install $2"
+}
+
+need dpkg-deb dpkg
+need lintian lintian
 
 if [ -z "${DEB:-}" ]; then
 	step "make deb"
