@@ -41,3 +41,11 @@ test-deb:
 # Install/start/purge in a booted Debian 12 systemd-nspawn container (root).
 test-deb-container:
 	packaging/test-deb-container.sh
+
+# The README's two commands.
+.PHONY: test demo
+test:
+	./scripts/test.sh
+
+demo:
+	./scripts/demo.sh

@@ -22,6 +22,8 @@ step "cookbook: rubocop and rspec"
 
 step "Debian package"
 make test-deb
+step "Debian package in a booted Debian 12 container"
+make test-deb-container
 
 step "end-to-end tests against real PostgreSQL"
 go test -count=1 -timeout 45m ./cmd/walden/

@@ -389,7 +389,9 @@ type gaveUp struct {
 	err      error
 }
 
-func (g *gaveUp) Error() string { return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err) }
+func (g *gaveUp) Error() string {
+	return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err)
+}
 func (g *gaveUp) Unwrap() error { return g.err }
 
 var errStalled = errors.New("connection stalled")

@@ -3,11 +3,12 @@ package open
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/file"
+	"github.com/walden-pg/walden/storage/gcs"
+	"github.com/walden-pg/walden/storage/s3"
 )
 
 // Store opens the store of s.Prefix. No network round trip happens here.
@@ -17,8 +18,10 @@ func Store(ctx context.Context, s *config.Settings) (storage.Store, error) {
 	}
 	p := s.Prefix
 	switch p.Scheme {
-	case "s3", "gs":
-		return nil, fmt.Errorf("%s backend is not built yet", p.Scheme)
+	case "s3":
+		return s3.New(ctx, p, s.S3, s.Retries)
+	case "gs":
+		return gcs.New(ctx, p, s.GCSCredentialsFile, s.Retries)
 	default:
 		return file.New("/" + p.Path), nil
 	}
