@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/walden-pg/walden/codec"
+	"github.com/walden-pg/walden/gpg"
 )
 
 // Crypter is the encryption half; *gpg.Crypter implements it.
@@ -67,7 +68,7 @@ func NewReader(key string, r io.Reader, crypt Crypter) (io.ReadCloser, error) {
 	head, _ := br.Peek(8)
 	var src io.Reader = br
 	var dec io.ReadCloser
-	if isOpenPGP(head) {
+	if gpg.IsEncrypted(head) {
 		if crypt == nil {
 			return nil, fmt.Errorf("%s: %w", key, ErrEncrypted)
 		}
@@ -93,9 +94,17 @@ type readChain struct {
 }
 
 func (c *readChain) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Close verifies what only the end of the stream can prove: OpenPGP's
+// integrity check (MDC) is read after the last compressed byte, which a
+// decompressor that stops at its end marker never asks for. Callers must
+// check Close's error before trusting the data.
 func (c *readChain) Close() error {
 	err := c.r.Close()
 	if c.dec != nil {
+		// Drain a bounded tail; an abandoned stream is not worth reading whole.
+		if _, derr := io.Copy(io.Discard, io.LimitReader(c.dec, 1<<20)); derr != nil && err == nil {
+			err = derr
+		}
 		if err2 := c.dec.Close(); err == nil {
 			err = err2
 		}
@@ -103,16 +112,3 @@ func (c *readChain) Close() error {
 	return err
 }
 
-// isOpenPGP reports whether a stream starts with an OpenPGP encrypted-session
-// packet (public-key tag 1 or symmetric tag 3, old or new header format);
-// lzop, lz4 and zstd magics never do.
-func isOpenPGP(head []byte) bool {
-	if len(head) == 0 || head[0]&0x80 == 0 {
-		return false
-	}
-	tag := head[0] & 0x3f
-	if head[0]&0x40 == 0 {
-		tag = (head[0] >> 2) & 0x0f
-	}
-	return tag == 1 || tag == 3
-}

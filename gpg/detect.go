@@ -4,8 +4,9 @@ package gpg
 // like a binary OpenPGP message as `gpg -e` writes it: a public-key
 // encrypted session key packet (tag 1, old or new packet format) whose
 // version byte, when present, is 3 or 6. lzop (89 4C 5A 4F), lz4
-// (04 22 4D 18) and zstd (28 B5 2F FD) magics, tar headers and WAL pages
-// never start that way, so readers can auto-detect encryption.
+// (04 22 4D 18) and zstd (28 B5 2F FD) magics and tar headers never start
+// that way, and the version check rejects WAL pages (9.5's magic D087 has
+// the 0x87 first byte), so readers can auto-detect encryption.
 func IsEncrypted(prefix []byte) bool {
 	if len(prefix) == 0 {
 		return false

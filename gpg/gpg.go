@@ -362,17 +362,21 @@ func loadSecretKeys(path, passphrasePath string) (openpgp.EntityList, error) {
 	if !hasSecret {
 		return nil, fmt.Errorf("gpg secret key %s %s holds no secret key material (is it a public key?)", envSecretKey, path)
 	}
+	// The passphrase file is vetted even when no key needs it: a
+	// world-readable one is a leak to fix either way.
+	var pass []byte
+	if passphrasePath != "" {
+		if pass, err = readPassphrase(passphrasePath); err != nil {
+			return nil, err
+		}
+		defer clear(pass)
+	}
 	if len(locked) == 0 {
 		return el, nil
 	}
 	if passphrasePath == "" {
 		return nil, fmt.Errorf("gpg secret key %s %s is passphrase-protected but %s is not set", envSecretKey, path, envPassphrase)
 	}
-	pass, err := readPassphrase(passphrasePath)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(pass)
 	// Key by key so that the error names the key that did not unlock;
 	// never include the passphrase or the library's wording around it.
 	for _, k := range locked {

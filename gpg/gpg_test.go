@@ -462,6 +462,13 @@ func TestPassphraseFileHandling(t *testing.T) {
 			t.Fatal("error leaks the passphrase")
 		}
 	})
+	t.Run("world-readable file is refused even for an unprotected key", func(t *testing.T) {
+		pass := writeFile(t, "pass", []byte("unused\n"), 0o604)
+		_, err := New(config.GPG{Enabled: true, KeyID: fx.main.email, SecretKeyPath: fx.mainSec, PassphrasePath: pass})
+		if err == nil || !strings.Contains(err.Error(), "WALDEN_GPG_PASSPHRASE_PATH") {
+			t.Fatalf("err = %v, want one naming WALDEN_GPG_PASSPHRASE_PATH", err)
+		}
+	})
 	t.Run("protected key without passphrase file is refused", func(t *testing.T) {
 		_, err := New(config.GPG{Enabled: true, KeyID: fx.prot.email, SecretKeyPath: fx.protSec})
 		if err == nil || !strings.Contains(err.Error(), "WALDEN_GPG_PASSPHRASE_PATH") {
@@ -494,14 +501,16 @@ func TestNotEncryptedInputIsRejected(t *testing.T) {
 }
 
 // blockingReader serves data, then blocks until released, like a stalled
-// network stream.
+// network stream; parked is closed when it starts blocking.
 type blockingReader struct {
 	data    []byte
+	parked  chan struct{}
 	release chan struct{}
 }
 
 func (b *blockingReader) Read(p []byte) (int, error) {
 	if len(b.data) == 0 {
+		close(b.parked)
 		<-b.release
 		return 0, io.EOF
 	}
@@ -515,7 +524,7 @@ func TestClosingEarlyKillsAndReapsGpg(t *testing.T) {
 	cr := newCrypter(t, config.GPG{KeyID: fx.main.email})
 	msg := encryptAll(t, cr, randomBytes(3, 8<<20))
 
-	t.Run("flowing source", func(t *testing.T) {
+	t.Run("after reading some plaintext", func(t *testing.T) {
 		rc, err := cr.Decrypt(bytes.NewReader(msg))
 		if err != nil {
 			t.Fatal(err)
@@ -525,17 +534,19 @@ func TestClosingEarlyKillsAndReapsGpg(t *testing.T) {
 		}
 		assertReapedOnClose(t, rc)
 	})
-	t.Run("stalled source", func(t *testing.T) {
-		// gpg consumes all of it, so our stdin copier is parked in a
-		// Read of the source when Close comes.
-		src := &blockingReader{data: msg[:20<<10], release: make(chan struct{})}
+	t.Run("while the source is stalled", func(t *testing.T) {
+		// gpg swallows this much at once, so the goroutine feeding it
+		// is parked in a Read of the source when Close comes.
+		src := &blockingReader{data: msg[:20<<10], parked: make(chan struct{}), release: make(chan struct{})}
 		defer close(src.release)
 		rc, err := cr.Decrypt(src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
-			t.Fatal(err)
+		select {
+		case <-src.parked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("source never drained")
 		}
 		assertReapedOnClose(t, rc)
 	})
@@ -588,6 +599,7 @@ func TestIsEncryptedRecognisesGpgOutputAndNotCompressionMagic(t *testing.T) {
 		{"zstd", []byte{0x28, 0xB5, 0x2F, 0xFD}, false},
 		{"empty", nil, false},
 		{"tar", []byte("base/1/1234\x00\x00"), false},
+		{"PostgreSQL 9.5 WAL page (magic D087)", []byte{0x87, 0xD0, 0x05, 0x00}, false},
 		{"old format, 1-byte length, v3", []byte{0x84, 0x5E, 0x03}, true},
 		{"old format, 2-byte length, v3", []byte{0x85, 0x01, 0x0C, 0x03}, true},
 		{"old format, bad version", []byte{0x85, 0x01, 0x0C, 0x07}, false},

@@ -3,6 +3,10 @@ package gpg
 import (
 	"bytes"
 	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 func TestParseKeySpecFollowsGpgClassification(t *testing.T) {
@@ -73,5 +77,40 @@ func TestUIDMatchingIsCaseInsensitiveWhereGpgIs(t *testing.T) {
 		if got := k.matchUID(uid); got != tc.want {
 			t.Errorf("%q matches %q = %v, want %v", tc.spec, uid, got, tc.want)
 		}
+	}
+}
+
+func newTestEntity(t *testing.T, email string, created time.Time, lifetime uint32) *openpgp.Entity {
+	t.Helper()
+	e, err := openpgp.NewEntity("walden", "", email, &packet.Config{
+		Algorithm:       packet.PubKeyAlgoEdDSA, // fast to generate
+		Time:            func() time.Time { return created },
+		KeyLifetimeSecs: lifetime,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// gpg -r resolves an ambiguous name to the newest usable key; walden must
+// encrypt to the same key WAL-E did.
+func TestAmbiguousKeyIDPicksNewestUsableKeyLikeGpg(t *testing.T) {
+	now := time.Now()
+	old := newTestEntity(t, "dba@walden.invalid", now.AddDate(-3, 0, 0), 0)
+	cur := newTestEntity(t, "dba@walden.invalid", now.AddDate(-1, 0, 0), 0)
+	expired := newTestEntity(t, "dba@walden.invalid", now.AddDate(0, -1, 0), 3600)
+	got, err := selectRecipient(openpgp.EntityList{old, expired, cur}, "dba@walden.invalid", false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != cur {
+		t.Fatalf("selected %s, want the newest unexpired key %s", fpr(got), fpr(cur))
+	}
+	if _, err := selectRecipient(openpgp.EntityList{expired}, "dba@walden.invalid", false, now); err == nil {
+		t.Fatal("an expired key was accepted")
+	}
+	if _, err := selectRecipient(openpgp.EntityList{old, cur}, "", false, now); err == nil {
+		t.Fatal("a key file with two keys and no key id was accepted")
 	}
 }

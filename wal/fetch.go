@@ -98,14 +98,14 @@ func (a *Archive) download(ctx context.Context, key, dest string) error {
 	if err != nil {
 		return fmt.Errorf("wal-fetch: decode %s: %w", a.Prefix.URL(key), err)
 	}
-	defer dec.Close()
 	return writeAtomic(dest, dec, func(err error) error {
 		return fmt.Errorf("wal-fetch: %s: %w", a.Prefix.URL(key), err)
 	})
 }
 
-// writeAtomic copies r to a temporary name in dest's directory, then renames.
-func writeAtomic(dest string, r io.Reader, wrap func(error) error) error {
+// writeAtomic copies r to a temporary name in dest's directory, closes r
+// (whose Close verifies integrity), then renames.
+func writeAtomic(dest string, r io.ReadCloser, wrap func(error) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".walden-fetch-*")
 	if err != nil {
 		return fmt.Errorf("wal-fetch: cannot write to %s: %w", filepath.Dir(dest), unwrapPath(err))
@@ -117,7 +117,11 @@ func writeAtomic(dest string, r io.Reader, wrap func(error) error) error {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, r); err != nil {
+	_, err = io.Copy(tmp, r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return wrap(err)
 	}
 	if err := tmp.Close(); err != nil {
