@@ -21,6 +21,7 @@ package gcs
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,8 @@ func WithBackoff(max time.Duration) Option { return func(o *options) { o.maxBack
 // WithStallTimeout sets how long a download may receive nothing before the
 // connection is given up and the rest re-requested (default 2 min).
 func WithStallTimeout(d time.Duration) Option { return func(o *options) { o.stall = d } }
+
+var _ storage.Store = (*Store)(nil)
 
 // Store is a GCS bucket and WAL-E path prefix.
 type Store struct {
@@ -250,7 +253,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 // Get opens the object for reading. The library itself re-requests the rest
 // of a body whose connection broke; on top of that the reader re-opens
 // from the offset reached (pinned to the generation it first saw) when a
-// read stalls or the library's own resumption fails.
+// read stalls or the library's own resumption fails. The library's loop has
+// no attempt limit: against a server that always drops the body right after
+// the headers it only ends when the stall watchdog cancels the read.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	r := &resumeReader{s: s, ctx: ctx, key: key, size: -1}
 	if err := r.open(); err != nil {
@@ -368,7 +373,7 @@ func describe(err error) string {
 	if errors.As(err, &ge) {
 		msg := ge.Message
 		if msg == "" {
-			msg = strings.TrimSpace(ge.Body)
+			msg = bodyMessage(ge.Body)
 		}
 		if msg == "" {
 			msg = http.StatusText(ge.Code)
@@ -379,6 +384,26 @@ func describe(err error) string {
 		return fmt.Sprintf("%s (HTTP %d)", msg, ge.Code)
 	}
 	return err.Error()
+}
+
+// bodyMessage finds the message in an error body the library did not
+// parse: the XML API's <Error><Message>, or a JSON API error.
+func bodyMessage(body string) string {
+	var x struct {
+		Message string `xml:"Message"`
+	}
+	if xml.Unmarshal([]byte(body), &x) == nil && x.Message != "" {
+		return x.Message
+	}
+	var j struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &j) == nil && j.Error.Message != "" {
+		return j.Error.Message
+	}
+	return strings.TrimSpace(body)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -72,21 +72,20 @@ type seen struct {
 
 func newFake(t *testing.T) *fakeGCS {
 	t.Helper()
-	// The proxy's address must be known before the fake starts: the fake
-	// hands out resumable-upload URLs on it, so chunk uploads go through
-	// the proxy too.
+	// The proxy's address must be known before the fake starts: XML API
+	// downloads (/bucket/object) are served only for its "public host".
+	// The proxy keeps the Host header, so the fake also hands out
+	// resumable-upload URLs on the proxy and chunks go through it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxyHost := l.Addr().String()
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme:      "http",
-		Host:        "127.0.0.1",
-		Port:        0,
-		NoListener:  false,
-		ExternalURL: "http://" + proxyHost,
-		// XML API downloads (/bucket/object) are served for this host.
+		Scheme:     "http",
+		Host:       "127.0.0.1",
+		Port:       0,
+		NoListener: false,
 		PublicHost: proxyHost,
 	})
 	if err != nil {
@@ -194,10 +193,10 @@ func (c countingBody) Read(p []byte) (int, error) {
 
 // Request classifiers.
 func isUploadStart(r *http.Request) bool {
-	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/upload/")
+	return strings.HasPrefix(r.URL.Path, "/upload/") && !r.URL.Query().Has("upload_id")
 }
 func isChunk(r *http.Request) bool {
-	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/upload/")
+	return strings.HasPrefix(r.URL.Path, "/upload/") && r.URL.Query().Has("upload_id")
 }
 func isDownload(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/"+testBucket+"/")
@@ -224,6 +223,12 @@ func failFirst(n int64, match func(*http.Request) bool, fault func(w http.Respon
 // unavailable is GCS's 503 answer.
 func unavailable(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 	io.Copy(io.Discard, r.Body)
+	if isDownload(r) { // the XML API
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code><Message>Backend Error</Message></Error>`)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	io.WriteString(w, `{"error":{"code":503,"message":"Backend Error","errors":[{"message":"Backend Error","reason":"backendError"}]}}`)
@@ -350,6 +355,9 @@ func TestRoundTripUnderPrefixPath(t *testing.T) {
 	var keys []string
 	for _, o := range list {
 		keys = append(keys, o.Key)
+		if o.Size != int64(len(objs[o.Key])) || o.Modified.IsZero() {
+			t.Errorf("listed %+v, want size %d and a modification time", o, len(objs[o.Key]))
+		}
 	}
 	want := []string{"wal_005/000000010000000000000001.lzo", "wal_005/000000010000000000000002.lzo", "wal_005/empty"}
 	if fmt.Sprint(keys) != fmt.Sprint(want) {
@@ -446,7 +454,7 @@ func TestPutUnknownSizeUploadsInBoundedChunks(t *testing.T) {
 	if limit := int64(2*ChunkSize + 1<<20); g.maxLag > limit {
 		t.Errorf("source ran %d MiB ahead of the server, want at most %d MiB", g.maxLag>>20, limit>>20)
 	}
-	if n := len(f.requests(func(s seen) bool { return s.method == http.MethodPut })); n != 3 {
+	if n := len(f.requests(func(s seen) bool { return s.query.Has("upload_id") })); n != 3 {
 		t.Errorf("%d chunk requests, want 3 for 40 MiB", n)
 	}
 	rc, err := s.Get(context.Background(), "big")
@@ -495,18 +503,25 @@ func TestUnavailableIsRetriedForEveryOperation(t *testing.T) {
 	s := f.store(t, "gs://"+testBucket+"/p", 5)
 	ctx := context.Background()
 	data := randomBytes(4, 100<<10)
+	big := randomBytes(5, ChunkSize+1<<20)
 	checks := []struct {
 		name  string
 		match func(*http.Request) bool
+		want  int // requests
 		op    func() error
 	}{
-		{"put start", isUploadStart, func() error {
+		// A big upload: start the session, then two chunks.
+		{"put chunk", isChunk, 6, func() error {
+			return s.Put(ctx, "k", bytes.NewReader(big), -1, storage.PutOptions{})
+		}},
+		{"put session", isUploadStart, 6, func() error {
+			return s.Put(ctx, "k", bytes.NewReader(big), -1, storage.PutOptions{})
+		}},
+		// An object smaller than a chunk is sent in one request.
+		{"put small", isUploadStart, 4, func() error {
 			return s.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), storage.PutOptions{})
 		}},
-		{"put chunk", isChunk, func() error {
-			return s.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), storage.PutOptions{})
-		}},
-		{"get", isDownload, func() error {
+		{"get", isDownload, 4, func() error {
 			rc, err := s.Get(ctx, "k")
 			if err != nil {
 				return err
@@ -518,15 +533,15 @@ func TestUnavailableIsRetriedForEveryOperation(t *testing.T) {
 			}
 			return err
 		}},
-		{"head", isAttrs, func() error { _, err := s.Head(ctx, "k"); return err }},
-		{"list", isList, func() error {
+		{"head", isAttrs, 4, func() error { _, err := s.Head(ctx, "k"); return err }},
+		{"list", isList, 4, func() error {
 			l, err := s.List(ctx, "")
 			if err == nil && len(l) != 1 {
 				err = fmt.Errorf("listed %d objects", len(l))
 			}
 			return err
 		}},
-		{"delete", isDelete, func() error { return s.Delete(ctx, "k") }},
+		{"delete", isDelete, 4, func() error { return s.Delete(ctx, "k") }},
 	}
 	for _, c := range checks {
 		f.setHook(failFirst(3, c.match, unavailable))
@@ -534,13 +549,8 @@ func TestUnavailableIsRetriedForEveryOperation(t *testing.T) {
 		if err := c.op(); err != nil {
 			t.Errorf("%s after three 503s: %v", c.name, err)
 		}
-		n := f.count() - before
-		want := 4
-		if strings.HasPrefix(c.name, "put") {
-			want = 5 // start + chunk, one of them refused three times
-		}
-		if n != want {
-			t.Errorf("%s took %d requests, want %d", c.name, n, want)
+		if n := f.count() - before; n != c.want {
+			t.Errorf("%s took %d requests, want %d", c.name, n, c.want)
 		}
 	}
 	if f.exists("/p/k") {
@@ -633,20 +643,30 @@ func TestGivingUpIsOneClearLine(t *testing.T) {
 		op   func() error
 	}{
 		{"put", func() error { return s.Put(ctx, "k", strings.NewReader("abc"), 3, storage.PutOptions{}) }},
+		{"put", func() error {
+			// A chunked upload whose session starts but whose chunks are refused.
+			f.setHook(failFirst(1<<30, isChunk, unavailable))
+			defer f.setHook(failFirst(1<<30, func(*http.Request) bool { return true }, unavailable))
+			return s.Put(ctx, "k", bytes.NewReader(make([]byte, ChunkSize+1)), -1, storage.PutOptions{})
+		}},
 		{"get", func() error { _, err := s.Get(ctx, "k"); return err }},
 		{"head", func() error { _, err := s.Head(ctx, "k"); return err }},
 		{"list", func() error { _, err := s.List(ctx, "wal_005/"); return err }},
 		{"delete", func() error { return s.Delete(ctx, "k") }},
 	}
-	for _, o := range ops {
+	for i, o := range ops {
 		before := f.count()
 		err := o.op()
 		if err == nil {
 			t.Errorf("%s succeeded against a server that always answers 503", o.name)
 			continue
 		}
-		if n := f.count() - before; n != 3 {
-			t.Errorf("%s made %d attempts, want 3", o.name, n)
+		want := 3
+		if i == 1 {
+			want = 4 // the chunked upload started its session
+		}
+		if n := f.count() - before; n != want {
+			t.Errorf("%s made %d requests, want %d", o.name, n, want)
 		}
 		msg := err.Error()
 		key := "k"
@@ -656,7 +676,7 @@ func TestGivingUpIsOneClearLine(t *testing.T) {
 		if want := "gcs " + o.name + " " + key + ": giving up after 3 attempts: "; !strings.HasPrefix(msg, want) || strings.Contains(msg, "\n") {
 			t.Errorf("%s: %q does not start with %q on one line", o.name, msg, want)
 		}
-		if !strings.Contains(msg, "(HTTP 503)") {
+		if !strings.HasSuffix(msg, ": Backend Error (HTTP 503)") {
 			t.Errorf("%s: %q lost the cause", o.name, msg)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,11 @@ func (r *resumeReader) open() error {
 		if out.ContentLength != nil {
 			r.size = *out.ContentLength
 		}
+	} else if !strings.HasPrefix(aws.ToString(out.ContentRange), fmt.Sprintf("bytes %d-", r.off)) {
+		// A server that ignored Range would splice the start in again.
+		out.Body.Close()
+		cancel()
+		return fmt.Errorf("resuming at offset %d: the server answered Content-Range %q", r.off, aws.ToString(out.ContentRange))
 	}
 	stalled := new(atomic.Bool)
 	r.body, r.cancel, r.stalled = out.Body, cancel, stalled

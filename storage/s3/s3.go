@@ -72,6 +72,8 @@ func WithBackoff(max time.Duration) Option { return func(o *options) { o.maxBack
 // is no overall timeout: large objects take as long as they take.
 func WithStallTimeout(d time.Duration) Option { return func(o *options) { o.stall = d } }
 
+var _ storage.Store = (*Store)(nil)
+
 // Store is an S3 bucket and WAL-E path prefix.
 type Store struct {
 	client     *s3.Client

@@ -328,6 +328,9 @@ func TestRoundTripUnderPrefixPath(t *testing.T) {
 	var keys []string
 	for _, o := range list {
 		keys = append(keys, o.Key)
+		if o.Size != int64(len(objs[o.Key])) || o.Modified.IsZero() {
+			t.Errorf("listed %+v, want size %d and a modification time", o, len(objs[o.Key]))
+		}
 	}
 	want := []string{"wal_005/000000010000000000000001.lzo", "wal_005/000000010000000000000002.lzo", "wal_005/empty"}
 	if fmt.Sprint(keys) != fmt.Sprint(want) {
