@@ -119,7 +119,7 @@ func Run(ctx context.Context, in Input) *Report {
 	r.add(res)
 
 	if in.Postgres == nil {
-		r.add(skip("postgres", "skipped (--no-postgres)"))
+		r.add(skip("postgres", "not checked (--no-postgres)"))
 	} else {
 		type answer struct {
 			facts *PGFacts

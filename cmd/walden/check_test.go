@@ -150,7 +150,7 @@ func TestCheckAgainstRealPostgres(t *testing.T) {
 	const walEBackup = "base_000000010000000000000040_00000040"
 	writeStoreFile(t, store, "basebackups_005/"+waldenBackup+"/extended_version.txt", []byte("PostgreSQL 15"))
 	writeStoreFile(t, store, "basebackups_005/"+waldenBackup+"_backup_stop_sentinel.json",
-		[]byte(`{"wal_segment_backup_stop": "000000010000000000000002", "wal_segment_offset_backup_stop": "00000040", "expanded_size_bytes": 1, "spec": {"base_prefix": "/x/", "tablespaces": []}, "walden": {"format": 1, "compression": "lz4"}}`))
+		[]byte(`{"wal_segment_backup_stop": "000000010000000000000002", "wal_segment_offset_backup_stop": "00000040", "expanded_size_bytes": 1, "spec": {"base_prefix": "/x/", "tablespaces": []}, "walden": {"format_version": 1, "compression": "lz4", "encryption_key_fingerprint": "", "partitions": []}}`))
 	fixtureSentinel, err := os.ReadFile("../../testdata/fixtures/wal-e/basic/store/basebackups_005/" + walEBackup + "_backup_stop_sentinel.json")
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +358,28 @@ func TestCheckAgainstRealPostgres(t *testing.T) {
 		pg.Stop(t)
 		wantOneProblem(t, runCheck(t, bin, good), "postgres: failed to connect to ")
 		r := runCheck(t, bin, good, "--no-postgres")
-		if r.code != 0 || !strings.Contains(r.stdout, "skip postgres: skipped (--no-postgres)") {
+		if r.code != 0 || !strings.Contains(r.stdout, "skip postgres: not checked (--no-postgres)") {
 			t.Fatalf("--no-postgres: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+func TestCheckWithoutAPrefixFailsOnTheConfigLine(t *testing.T) {
+	clean(t)
+	out, errOut, code := walden(t, "check", "--no-postgres")
+	if code != 1 || errOut != "walden check: config: no storage prefix is defined (set WALE_S3_PREFIX, WALE_GS_PREFIX or WALE_FILE_PREFIX)\n" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, "skip store: no storage prefix is configured\n") {
+		t.Fatalf("stdout:\n%s", out)
+	}
+}
+
+func TestCheckTakesNoPositionalArguments(t *testing.T) {
+	clean(t)
+	filePrefix(t)
+	_, errOut, code := walden(t, "check", "extra")
+	if code != 2 || !strings.Contains(errOut, "walden check: error: unrecognized arguments: extra") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
 }
