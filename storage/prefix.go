@@ -59,6 +59,22 @@ func (p Prefix) PushURL(key string) string {
 	return strings.TrimRight(p.Raw, "/") + "/" + key
 }
 
+// RawPath is the URL path of the raw prefix without trailing slashes,
+// leading slashes kept as typed: WAL-E named GCS objects on upload by the
+// URL path of PushURL(key), which is RawPath() + "/" + key (design.md 8.5).
+// gs://b//prod/db1/ gives "//prod/db1" (Path is "prod/db1/"); a prefix
+// without a path gives "".
+func (p Prefix) RawPath() string {
+	raw := strings.TrimRight(p.Raw, "/")
+	if i := strings.Index(raw, "://"); i > 0 {
+		if u, err := url.Parse(strings.ToLower(raw[:i]) + raw[i:]); err == nil {
+			return u.Path
+		}
+	}
+	// Not built by ParsePrefix: the normalised path is all there is.
+	return strings.TrimRight("/"+p.Path, "/")
+}
+
 // URL is the object URL WAL-E logs on the fetch side and in delete:
 // scheme://store/path_prefix+key.
 func (p Prefix) URL(key string) string {

@@ -6,11 +6,12 @@
 // "/prod/db1/wal_005/X.lzo", or "/wal_005/X.lzo" with an empty path. Lists
 // use "/" + path_prefix + prefix and return keys relative to path_prefix.
 //
-// Doubled slashes: WAL-E uploaded to the literal URL path of the raw prefix,
-// so a prefix typed as gs://bucket//prod wrote objects named "//prod/...",
-// yet listed "/prod/...". walden reads, lists and writes only the
-// single-leading-slash form "/" + path_prefix + key (the form WAL-E listed);
-// objects under such literal double-slash names are not seen.
+// Doubled slashes (design.md 8.5): WAL-E uploaded to the literal URL path
+// of the raw prefix, so a prefix typed as gs://bucket//prod wrote objects
+// named "//prod/...", yet listed "/prod/...". walden writes the form WAL-E
+// wrote (Prefix.RawPath() + "/" + key) and reads both: Get and Head try the
+// written form first, List lists both and merges, Delete removes both. For
+// a prefix whose two forms agree (the usual case) there is one name only.
 //
 // Uploads are resumable uploads in chunks of at most 16 MiB (bounded
 // memory) that become visible only when the last chunk is committed; a
@@ -25,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
@@ -41,6 +41,8 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/upload"
+	"github.com/walden-pg/walden/storage/resume"
 )
 
 const (
@@ -49,37 +51,32 @@ const (
 	ChunkSize = 16 << 20
 	minChunk  = 256 << 10 // the service's chunk granularity
 
-	defaultMaxBackoff   = 20 * time.Second
-	initialBackoff      = 500 * time.Millisecond
-	defaultStallTimeout = 2 * time.Minute
-	// foreverAttempts stands in for WALE_RETRIES < 1 ("retry forever").
-	foreverAttempts = 1000
+	initialBackoff = 500 * time.Millisecond
 )
 
-// Option adjusts a Store; tests use it to shorten waits.
-type Option func(*options)
-
-type options struct {
-	maxBackoff time.Duration
-	stall      time.Duration
-}
+// Option adjusts a Store; tests use it to shorten waits. The options are
+// shared with the other cloud backends.
+type Option = resume.Option
 
 // WithBackoff caps the exponential backoff between attempts (default 20 s).
-func WithBackoff(max time.Duration) Option { return func(o *options) { o.maxBackoff = max } }
+func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 
 // WithStallTimeout sets how long a download may receive nothing before the
 // connection is given up and the rest re-requested (default 2 min).
-func WithStallTimeout(d time.Duration) Option { return func(o *options) { o.stall = d } }
+func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
 
 var _ storage.Store = (*Store)(nil)
 
 // Store is a GCS bucket and WAL-E path prefix.
 type Store struct {
-	bucket   string
-	prefix   string // "/" + path_prefix
+	bucket string
+	// forms are the prefixes of an object's possible names: the one
+	// WAL-E wrote (RawPath + "/"), then, when it differs, the one WAL-E
+	// listed ("/" + path_prefix).
+	forms    []string
 	attempts int
 	backoff  gax.Backoff
-	stall    time.Duration
+	opts     resume.Options
 	copts    []option.ClientOption
 
 	mu     sync.Mutex
@@ -98,23 +95,20 @@ type Store struct {
 // the GCE metadata server, so without a file the client is created on
 // first use.
 func New(ctx context.Context, p storage.Prefix, credentialsFile string, retries int, opts ...Option) (*Store, error) {
-	o := options{maxBackoff: defaultMaxBackoff, stall: defaultStallTimeout}
-	for _, f := range opts {
-		f(&o)
-	}
+	o := resume.NewOptions(opts...)
 	if p.Store == "" {
 		return nil, errors.New("gcs: the prefix names no bucket")
 	}
-	attempts := retries
-	if attempts < 1 {
-		attempts = foreverAttempts
-	}
+	attempts := resume.Attempts(retries)
 	s := &Store{
 		bucket:   p.Store,
-		prefix:   "/" + p.Path,
+		forms:    []string{p.RawPath() + "/"},
 		attempts: attempts,
-		backoff:  gax.Backoff{Initial: min(initialBackoff, o.maxBackoff), Max: o.maxBackoff, Multiplier: 2},
-		stall:    o.stall,
+		backoff:  gax.Backoff{Initial: min(initialBackoff, o.MaxBackoff), Max: o.MaxBackoff, Multiplier: 2},
+		opts:     o,
+	}
+	if listed := "/" + p.Path; listed != s.forms[0] {
+		s.forms = append(s.forms, listed)
 	}
 	if credentialsFile != "" {
 		data, err := os.ReadFile(credentialsFile)
@@ -164,7 +158,25 @@ func (s *Store) bucketHandle(ctx context.Context) (*gstorage.BucketHandle, error
 	return s.client.Bucket(s.bucket), nil
 }
 
-func (s *Store) name(key string) string { return s.prefix + key }
+// names are the physical names key may have, the written one first.
+func (s *Store) names(key string) []string {
+	out := make([]string, len(s.forms))
+	for i, f := range s.forms {
+		out[i] = f + key
+	}
+	return out
+}
+
+// rel returns name relative to the longest form it starts with (one form
+// can extend the other: gs://b/p// writes "/p/..." but lists "/p//...").
+func (s *Store) rel(name string) (key, form string, ok bool) {
+	for _, f := range s.forms {
+		if strings.HasPrefix(name, f) && len(f) > len(form) {
+			form = f
+		}
+	}
+	return name[len(form):], form, form != ""
+}
 
 // tries is one operation's retry budget. The library asks it after every
 // failed attempt; it allows attempts-1 retries of transient errors. The
@@ -185,13 +197,13 @@ func (t *tries) retry(err error) bool {
 // object returns a handle with a retry configuration of its own: the
 // budget is per operation. (Retryer merges into a handle's existing config
 // in place, which is why the client itself is never given one.)
-func (s *Store) object(ctx context.Context, key string) (*gstorage.ObjectHandle, *tries, error) {
+func (s *Store) object(ctx context.Context, name string) (*gstorage.ObjectHandle, *tries, error) {
 	b, err := s.bucketHandle(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	t := &tries{max: int64(s.attempts)}
-	return b.Object(s.name(key)).Retryer(s.retryOptions(t)...), t, nil
+	return b.Object(name).Retryer(s.retryOptions(t)...), t, nil
 }
 
 func (s *Store) retryOptions(t *tries) []gstorage.RetryOption {
@@ -216,7 +228,7 @@ func chunkSize(size int64) int {
 
 // Put uploads r under key. size is r's length, or -1 when unknown.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) error {
-	obj, t, err := s.object(ctx, key)
+	obj, t, err := s.object(ctx, s.forms[0]+key)
 	if err != nil {
 		return err
 	}
@@ -233,11 +245,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		w.ContentType = "application/octet-stream"
 	}
 	w.ProgressFunc = func(int64) { t.failed.Store(0) }
-	src := io.Reader(ctxReader{ctx, r})
+	src := upload.WithContext(ctx, r)
 	if size >= 0 {
-		src = &exactReader{r: src, left: size, size: size}
+		src = upload.Exact(src, size)
 	}
-	src = sourceReader{src}
+	src = upload.Source(src)
 	if _, err := io.Copy(w, src); err != nil {
 		// Abandon the resumable upload before its last chunk is sent.
 		cancel()
@@ -257,66 +269,117 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 // no attempt limit: against a server that always drops the body right after
 // the headers it only ends when the stall watchdog cancels the read.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	r := &resumeReader{s: s, ctx: ctx, key: key, size: -1}
-	if err := r.open(); err != nil {
+	r, err := resume.Open(ctx, resume.Config{
+		Open:     s.opener(key),
+		Attempts: s.attempts,
+		Options:  s.opts,
+		Fail:     func(err error) error { return s.fail(ctx, "get", key, err) },
+	})
+	if err != nil {
 		return nil, s.fail(ctx, "get", key, err)
 	}
 	return r, nil
 }
 
+// opener opens the object from offset on. The first open tries each of
+// key's names; the name found and its generation are kept for resumption.
+func (s *Store) opener(key string) resume.Opener {
+	names := s.names(key)
+	var gen int64
+	return func(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+		for i := 0; ; i++ {
+			obj, _, err := s.object(ctx, names[i])
+			if err != nil {
+				return nil, 0, err
+			}
+			if gen != 0 {
+				obj = obj.Generation(gen)
+			}
+			rd, err := obj.NewRangeReader(ctx, off, -1)
+			if gen == 0 && i+1 < len(names) && errors.Is(err, gstorage.ErrObjectNotExist) {
+				continue // not under the written name: try the listed one
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			names = names[i : i+1]
+			if off != 0 {
+				return rd, -1, nil
+			}
+			gen = rd.Attrs.Generation
+			return rd, rd.Attrs.Size, nil
+		}
+	}
+}
+
 // Head returns the object's size and modification time.
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
-	obj, _, err := s.object(ctx, key)
-	if err != nil {
-		return storage.Object{}, err
+	names := s.names(key)
+	for i := 0; ; i++ {
+		obj, _, err := s.object(ctx, names[i])
+		if err != nil {
+			return storage.Object{}, err
+		}
+		a, err := obj.Attrs(ctx)
+		if i+1 < len(names) && errors.Is(err, gstorage.ErrObjectNotExist) {
+			continue // not under the written name: try the listed one
+		}
+		if err != nil {
+			return storage.Object{}, s.fail(ctx, "head", key, err)
+		}
+		return storage.Object{Key: key, Size: a.Size, Modified: a.Updated}, nil
 	}
-	a, err := obj.Attrs(ctx)
-	if err != nil {
-		return storage.Object{}, s.fail(ctx, "head", key, err)
-	}
-	return storage.Object{Key: key, Size: a.Size, Modified: a.Updated}, nil
 }
 
 // List returns every object whose key starts with prefix, sorted by key.
+// With two name forms both are listed; a key under both is reported once,
+// as the written form (the one Get reads).
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
 	b, err := s.bucketHandle(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := &tries{max: int64(s.attempts)}
-	q := &gstorage.Query{Prefix: s.name(prefix)}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Updated"}); err != nil {
-		return nil, err
-	}
-	it := b.Retryer(s.retryOptions(t)...).Objects(ctx, q)
 	var out []storage.Object
-	for {
-		a, err := it.Next()
-		if err == iterator.Done {
-			break
+	seen := make(map[string]bool)
+	for _, form := range s.forms {
+		t := &tries{max: int64(s.attempts)}
+		q := &gstorage.Query{Prefix: form + prefix}
+		if err := q.SetAttrSelection([]string{"Name", "Size", "Updated"}); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, s.fail(ctx, "list", prefix, err)
+		it := b.Retryer(s.retryOptions(t)...).Objects(ctx, q)
+		for {
+			a, err := it.Next()
+			if err == iterator.Done {
+				break
+			}
+			if err != nil {
+				return nil, s.fail(ctx, "list", prefix, err)
+			}
+			t.failed.Store(0) // the budget is per page
+			k, f, ok := s.rel(a.Name)
+			if !ok || f != form || seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, storage.Object{Key: k, Size: a.Size, Modified: a.Updated})
 		}
-		t.failed.Store(0) // the budget is per page
-		k, ok := strings.CutPrefix(a.Name, s.prefix)
-		if !ok {
-			continue
-		}
-		out = append(out, storage.Object{Key: k, Size: a.Size, Modified: a.Updated})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
 
-// Delete removes the object; a missing object is not an error.
+// Delete removes the object under each of its names; a missing object is
+// not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	obj, _, err := s.object(ctx, key)
-	if err != nil {
-		return err
-	}
-	if err := obj.Delete(ctx); err != nil && !errors.Is(err, gstorage.ErrObjectNotExist) {
-		return s.fail(ctx, "delete", key, err)
+	for _, name := range s.names(key) {
+		obj, _, err := s.object(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := obj.Delete(ctx); err != nil && !errors.Is(err, gstorage.ErrObjectNotExist) {
+			return s.fail(ctx, "delete", key, err)
+		}
 	}
 	return nil
 }
@@ -339,13 +402,13 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 		return &opError{msg: fmt.Sprintf("gcs %s %s: %v", op, key, storage.ErrNotFound), err: storage.ErrNotFound}
 	}
 	cause := rootCause(err)
-	var gu *gaveUp
-	var se *sourceError
+	var gu *resume.GaveUp
+	var se *upload.SourceError
 	switch {
 	case errors.As(err, &se):
-		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: reading the data to upload: %v", op, key, se.err)), err: err}
+		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: reading the data to upload: %v", op, key, se.Err)), err: err}
 	case errors.As(err, &gu):
-		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, gu.attempts, describe(gu.err))), err: err}
+		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, gu.Attempts, describe(gu.Err))), err: err}
 	case ctx.Err() == nil && gstorage.ShouldRetry(cause):
 		// A retryable error only ever surfaces once the attempts ran out.
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, s.attempts, describe(cause))), err: err}
@@ -407,219 +470,3 @@ func bodyMessage(body string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// gaveUp marks a download that broke more often than the attempt count.
-type gaveUp struct {
-	attempts int
-	err      error
-}
-
-func (g *gaveUp) Error() string {
-	return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err)
-}
-func (g *gaveUp) Unwrap() error { return g.err }
-
-var errStalled = errors.New("connection stalled")
-
-// resumeReader re-opens the object from the offset reached when a read
-// fails or stalls, pinned to the first generation read.
-type resumeReader struct {
-	s   *Store
-	ctx context.Context
-	key string
-
-	gen  int64
-	size int64
-	off  int64
-
-	rd      *gstorage.Reader
-	cancel  context.CancelFunc
-	watch   *time.Timer
-	stalled *atomic.Bool
-
-	fails int
-	err   error
-}
-
-func (r *resumeReader) open() error {
-	obj, _, err := r.s.object(r.ctx, r.key)
-	if err != nil {
-		return err
-	}
-	if r.gen != 0 {
-		obj = obj.Generation(r.gen)
-	}
-	rctx, cancel := context.WithCancel(r.ctx)
-	rd, err := obj.NewRangeReader(rctx, r.off, -1)
-	if err != nil {
-		cancel()
-		return err
-	}
-	if r.off == 0 {
-		r.gen, r.size = rd.Attrs.Generation, rd.Attrs.Size
-	}
-	stalled := new(atomic.Bool)
-	r.rd, r.cancel, r.stalled = rd, cancel, stalled
-	r.watch = time.AfterFunc(time.Hour, func() {
-		stalled.Store(true)
-		cancel()
-	})
-	r.watch.Stop()
-	return nil
-}
-
-func (r *resumeReader) closeReader() {
-	if r.rd == nil {
-		return
-	}
-	r.watch.Stop()
-	r.cancel()
-	r.rd.Close()
-	r.rd = nil
-}
-
-func (r *resumeReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		if r.rd == nil {
-			if err := r.pause(); err != nil {
-				return 0, r.stop(err)
-			}
-			if err := r.open(); err != nil {
-				return 0, r.stop(err)
-			}
-		}
-		r.watch.Reset(r.s.stall)
-		n, err := r.rd.Read(p)
-		r.watch.Stop()
-		r.off += int64(n)
-		if n > 0 {
-			r.fails = 0
-		}
-		if err == nil {
-			return n, nil
-		}
-		if err == io.EOF {
-			if r.size < 0 || r.off >= r.size {
-				r.err = io.EOF
-				return n, io.EOF
-			}
-			err = io.ErrUnexpectedEOF
-		}
-		if r.ctx.Err() != nil {
-			return n, r.stop(r.ctx.Err())
-		}
-		if r.stalled.Load() {
-			err = fmt.Errorf("%w: nothing received for %s", errStalled, r.s.stall)
-		}
-		r.closeReader()
-		r.fails++
-		if r.fails >= r.s.attempts {
-			return n, r.stop(&gaveUp{attempts: r.fails, err: fmt.Errorf("reading at offset %d: %w", r.off, err)})
-		}
-		if n > 0 {
-			return n, nil
-		}
-	}
-}
-
-func (r *resumeReader) pause() error {
-	d := min(100*time.Millisecond<<min(r.fails-1, 10), r.s.backoff.Max)
-	if d <= 0 {
-		return r.ctx.Err()
-	}
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(d)) + 1))
-	defer t.Stop()
-	select {
-	case <-r.ctx.Done():
-		return r.ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func (r *resumeReader) stop(err error) error {
-	r.closeReader()
-	r.err = r.s.fail(r.ctx, "get", r.key, err)
-	return r.err
-}
-
-// Close releases the connection; reading after Close fails.
-func (r *resumeReader) Close() error {
-	r.closeReader()
-	if r.err == nil {
-		r.err = errors.New("gcs get " + r.key + ": read after close")
-	}
-	return nil
-}
-
-// exactReader fails unless r yields exactly size bytes, so a short or long
-// source never commits an object.
-type exactReader struct {
-	r          io.Reader
-	left, size int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left == 0 {
-		var one [1]byte
-		for {
-			n, err := e.r.Read(one[:])
-			if n > 0 {
-				return 0, errors.New("the data to upload is longer than its declared size")
-			}
-			if err == io.EOF {
-				return 0, io.EOF
-			}
-			if err != nil {
-				return 0, err
-			}
-		}
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		return n, fmt.Errorf("the data to upload ended after %d of %d declared bytes: %w", e.size-e.left, e.size, io.ErrUnexpectedEOF)
-	}
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
-}
-
-// sourceError marks a failure to read the caller's data, which no retry
-// of the upload can cure.
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string { return "reading the data to upload: " + e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }
-
-type sourceReader struct{ r io.Reader }
-
-func (s sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &sourceError{err}
-	}
-	return n, err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

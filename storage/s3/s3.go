@@ -36,6 +36,8 @@ import (
 
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/upload"
+	"github.com/walden-pg/walden/storage/resume"
 )
 
 const (
@@ -47,44 +49,34 @@ const (
 	PartSize        = 16 << 20
 	PartConcurrency = 2
 
-	defaultMaxBackoff   = 20 * time.Second
-	defaultStallTimeout = 2 * time.Minute
-	// foreverAttempts stands in for WALE_RETRIES < 1 ("retry forever"): with
-	// the 20 s backoff cap it is several hours of trying.
-	foreverAttempts = 1000
-	deleteBatch     = 1000
-	abortTimeout    = time.Minute
+	deleteBatch  = 1000
+	abortTimeout = time.Minute
 )
 
-// Option adjusts a Store; tests use it to shorten waits.
-type Option func(*options)
-
-type options struct {
-	maxBackoff time.Duration
-	stall      time.Duration
-}
+// Option adjusts a Store; tests use it to shorten waits. The options are
+// shared with the other cloud backends.
+type Option = resume.Option
 
 // WithBackoff caps the exponential backoff between attempts (default 20 s).
-func WithBackoff(max time.Duration) Option { return func(o *options) { o.maxBackoff = max } }
+func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 
 // WithStallTimeout sets how long a download may receive nothing before the
 // connection is given up and the rest re-requested (default 2 min). There
 // is no overall timeout: large objects take as long as they take.
-func WithStallTimeout(d time.Duration) Option { return func(o *options) { o.stall = d } }
+func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
 
 var _ storage.Store = (*Store)(nil)
 
 // Store is an S3 bucket and WAL-E path prefix.
 type Store struct {
-	client     *s3.Client
-	uploader   *manager.Uploader
-	bucket     string
-	prefix     string // physical form of the path prefix
-	class      types.StorageClass
-	attempts   int
-	maxBackoff time.Duration
-	stall      time.Duration
-	secrets    []string // removed from every error message
+	client   *s3.Client
+	uploader *manager.Uploader
+	bucket   string
+	prefix   string // physical form of the path prefix
+	class    types.StorageClass
+	attempts int
+	opts     resume.Options
+	secrets  []string // removed from every error message
 }
 
 var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -94,10 +86,7 @@ var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 // per-segment start-up cheap. retries is WALE_RETRIES, the number of
 // attempts per request; below 1 means (practically) forever.
 func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts ...Option) (*Store, error) {
-	o := options{maxBackoff: defaultMaxBackoff, stall: defaultStallTimeout}
-	for _, f := range opts {
-		f(&o)
-	}
+	o := resume.NewOptions(opts...)
 	if p.Store == "" {
 		return nil, errors.New("s3: the prefix names no bucket")
 	}
@@ -125,11 +114,8 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 		pathStyle = !virtualHostable(p.Store)
 	}
 
-	attempts := retries
-	if attempts < 1 {
-		attempts = foreverAttempts
-	}
-	retryer := newRetryer(attempts, o.maxBackoff)
+	attempts := resume.Attempts(retries)
+	retryer := newRetryer(attempts, o.MaxBackoff)
 
 	load := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
@@ -185,15 +171,14 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 		u.RequestChecksumCalculation = checksum
 	})
 	return &Store{
-		client:     client,
-		uploader:   uploader,
-		bucket:     p.Store,
-		prefix:     physical(p.Path),
-		class:      types.StorageClass(c.StorageClass),
-		attempts:   attempts,
-		maxBackoff: o.maxBackoff,
-		stall:      o.stall,
-		secrets:    secrets,
+		client:   client,
+		uploader: uploader,
+		bucket:   p.Store,
+		prefix:   physical(p.Path),
+		class:    types.StorageClass(c.StorageClass),
+		attempts: attempts,
+		opts:     o,
+		secrets:  secrets,
 	}, nil
 }
 
@@ -325,13 +310,13 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 		bp := getBuf(int(size))
 		defer putBuf(bp)
 		buf := (*bp)[:size]
-		if _, err := io.ReadFull(ctxReader{ctx, r}, buf); err != nil {
+		if _, err := io.ReadFull(upload.WithContext(ctx, r), buf); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			return s.fail("put", key, fmt.Errorf("reading the data to upload (%d bytes declared): %w", size, err))
 		}
-		if err := expectEOF(r); err != nil {
+		if err := upload.ExpectEOF(r); err != nil {
 			return s.fail("put", key, err)
 		}
 		body = newBytesReader(buf)
@@ -347,11 +332,11 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 // putMultipart streams r through the upload manager in PartSize parts. On
 // any failure the upload is aborted so that no parts linger.
 func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectInput, r io.Reader, size int64) error {
-	body := io.Reader(ctxReader{ctx, r})
+	body := upload.WithContext(ctx, r)
 	if size >= 0 {
 		// A short or long source must fail before CompleteMultipartUpload
 		// makes the object visible.
-		body = &exactReader{r: body, left: size, size: size}
+		body = upload.Exact(body, size)
 	}
 	// Hide any Seeker/ReaderAt so the manager buffers parts from a stream.
 	in.Body = struct{ io.Reader }{body}
@@ -375,17 +360,6 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 		}
 	}
 	return out
-}
-
-// Get opens the object for reading. The reader survives broken connections:
-// it re-requests the rest with a Range header (pinned to the ETag it first
-// saw) up to the store's attempt count.
-func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	r := &resumeReader{s: s, ctx: ctx, key: key, phys: s.key(key), size: -1}
-	if err := r.open(); err != nil {
-		return nil, s.fail("get", key, err)
-	}
-	return r, nil
 }
 
 // Head returns the object's size and modification time.
@@ -539,23 +513,12 @@ func (s *Store) cause(err error) string {
 	if errors.As(err, &mae) {
 		return redact(fmt.Sprintf("giving up after %d attempts: %s", mae.Attempt, describe(mae.Err)), s.secrets)
 	}
-	var gu *gaveUp
+	var gu *resume.GaveUp
 	if errors.As(err, &gu) {
-		return redact(fmt.Sprintf("giving up after %d attempts: %s", gu.attempts, describe(gu.err)), s.secrets)
+		return redact(fmt.Sprintf("giving up after %d attempts: %s", gu.Attempts, describe(gu.Err)), s.secrets)
 	}
 	return redact(describe(err), s.secrets)
 }
-
-// gaveUp marks a download that broke more often than the attempt count.
-type gaveUp struct {
-	attempts int
-	err      error
-}
-
-func (g *gaveUp) Error() string {
-	return fmt.Sprintf("giving up after %d attempts: %v", g.attempts, g.err)
-}
-func (g *gaveUp) Unwrap() error { return g.err }
 
 func describe(err error) string {
 	var api smithy.APIError
@@ -649,60 +612,4 @@ func (b bytesAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
-}
-
-// expectEOF checks that r has nothing beyond the declared size.
-func expectEOF(r io.Reader) error {
-	var one [1]byte
-	for {
-		n, err := r.Read(one[:])
-		if n > 0 {
-			return errors.New("the data to upload is longer than its declared size")
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading the data to upload: %w", err)
-		}
-	}
-}
-
-// exactReader fails unless r yields exactly size bytes.
-type exactReader struct {
-	r          io.Reader
-	left, size int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left == 0 {
-		if err := expectEOF(e.r); err != nil {
-			return 0, err
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		return n, fmt.Errorf("the data to upload ended after %d of %d declared bytes: %w", e.size-e.left, e.size, io.ErrUnexpectedEOF)
-	}
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -7,18 +7,14 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +25,7 @@ import (
 
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/faketest"
 )
 
 const (
@@ -61,19 +58,9 @@ func TestMain(m *testing.M) {
 
 // fakeS3 is gofakes3 behind a recording, fault-injecting handler.
 type fakeS3 struct {
-	backend  *s3mem.Backend
-	srv      *httptest.Server
-	received atomic.Int64 // request body bytes that reached gofakes3
-
-	mu   sync.Mutex
-	seen []seen
-	hook func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
-}
-
-type seen struct {
-	method, key string
-	query       map[string][]string
-	header      http.Header
+	faketest.Recorder
+	backend *s3mem.Backend
+	srv     *httptest.Server
 }
 
 func newFake(t *testing.T) *fakeS3 {
@@ -83,43 +70,12 @@ func newFake(t *testing.T) *fakeS3 {
 		t.Fatal(err)
 	}
 	inner := gofakes3.New(f.backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = countingBody{r.Body, &f.received}
-		inner.ServeHTTP(w, r)
-	})
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		f.seen = append(f.seen, seen{r.Method, objectKey(r), r.URL.Query(), r.Header.Clone()})
-		hook := f.hook
-		f.mu.Unlock()
-		if hook != nil && hook(w, r, next) {
-			return
-		}
-		next.ServeHTTP(w, r)
-	}))
+	f.srv = httptest.NewUnstartedServer(f.Handler(inner))
 	// gofakes3 keeps writing after a fault hijacked its connection.
 	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	return f
-}
-
-func (f *fakeS3) setHook(h func(w http.ResponseWriter, r *http.Request, next http.Handler) bool) {
-	f.mu.Lock()
-	f.hook = h
-	f.mu.Unlock()
-}
-
-func (f *fakeS3) requests(match func(seen) bool) []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []seen
-	for _, s := range f.seen {
-		if match(s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func (f *fakeS3) config() config.S3 {
@@ -151,19 +107,13 @@ func (f *fakeS3) physicalExists(key string) bool {
 	return err == nil
 }
 
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
+func objectKey(r *http.Request) string { return keyOf(r.URL.Path) }
 
-func (c countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
+// key is the object key of a recorded request.
+func key(s faketest.Seen) string { return keyOf(s.Path) }
 
-func objectKey(r *http.Request) string {
-	return strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/"+testBucket), "/")
+func keyOf(path string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(path, "/"+testBucket), "/")
 }
 
 // Request classifiers (path-style requests).
@@ -183,18 +133,6 @@ func isDeleteMany(r *http.Request) bool {
 }
 func isAbort(r *http.Request) bool { return r.Method == http.MethodDelete && has(r, "uploadId") }
 
-// failFirst applies fault to the first n requests that match.
-func failFirst(n int64, match func(*http.Request) bool, fault func(w http.ResponseWriter, r *http.Request, next http.Handler)) func(http.ResponseWriter, *http.Request, http.Handler) bool {
-	var count atomic.Int64
-	return func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
-		if !match(r) || count.Add(1) > n {
-			return false
-		}
-		fault(w, r, next)
-		return true
-	}
-}
-
 // slowDown is S3's throttling answer.
 func slowDown(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 	io.Copy(io.Discard, r.Body)
@@ -202,87 +140,6 @@ func slowDown(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+
 		`<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>FAKE</RequestId></Error>`)
-}
-
-func hijackClose(w http.ResponseWriter) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err == nil {
-		conn.Close()
-	}
-}
-
-// dropMidUpload takes half the request body, then closes the connection
-// without an answer.
-func dropMidUpload(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-	io.CopyN(io.Discard, r.Body, max(r.ContentLength/2, 1))
-	hijackClose(w)
-}
-
-// cutAt serves the request but closes the connection after limit bytes of
-// the response body.
-func cutAt(limit func(r *http.Request) int64) func(http.ResponseWriter, *http.Request, http.Handler) {
-	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		next.ServeHTTP(&cutWriter{ResponseWriter: w, left: limit(r)}, r)
-	}
-}
-
-type cutWriter struct {
-	http.ResponseWriter
-	left  int64
-	cut   bool
-	stall bool // block instead of closing
-	ctx   context.Context
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if c.cut {
-		return 0, errors.New("connection cut")
-	}
-	if int64(len(p)) <= c.left {
-		c.left -= int64(len(p))
-		return c.ResponseWriter.Write(p)
-	}
-	n, _ := c.ResponseWriter.Write(p[:c.left])
-	c.cut = true
-	http.NewResponseController(c.ResponseWriter).Flush()
-	if c.stall {
-		select {
-		case <-c.ctx.Done():
-		case <-time.After(10 * time.Second):
-		}
-	} else {
-		hijackClose(c.ResponseWriter)
-	}
-	return n, errors.New("connection cut")
-}
-
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	var s [32]byte
-	s[0] = byte(seed)
-	rand.NewChaCha8(s).Read(b)
-	return b
-}
-
-func readAll(t *testing.T, s *Store, key string) []byte {
-	t.Helper()
-	rc, err := s.Get(context.Background(), key)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("reading %s: %v", key, err)
-	}
-	return b
-}
-
-func put(t *testing.T, s *Store, key string, data []byte) {
-	t.Helper()
-	if err := s.Put(context.Background(), key, bytes.NewBuffer(data), int64(len(data)), storage.PutOptions{}); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
 }
 
 func assertNoSecrets(t *testing.T, err error) {
@@ -298,71 +155,27 @@ func TestRoundTripUnderPrefixPath(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/prod/db1", 3)
-	ctx := context.Background()
-	objs := map[string][]byte{
-		"wal_005/000000010000000000000002.lzo":                                             randomBytes(1, 300<<10),
-		"wal_005/000000010000000000000001.lzo":                                             randomBytes(2, 1000),
-		"basebackups_005/base_000000010000000000000002_00000040_backup_stop_sentinel.json": []byte(`{"x":1}`),
-		"wal_005/empty": {},
-	}
-	for k, v := range objs {
-		put(t, s, k, v)
-	}
-	// Physical keys are path_prefix + key, without a leading slash.
-	if !f.physicalExists("prod/db1/wal_005/000000010000000000000001.lzo") {
-		t.Fatal("object not stored under prod/db1/")
-	}
-	for k, v := range objs {
-		if got := readAll(t, s, k); !bytes.Equal(got, v) {
-			t.Errorf("%s: got %d bytes, want %d", k, len(got), len(v))
+	faketest.RoundTrip(t, s, func() {
+		// Physical keys are path_prefix + key, without a leading slash.
+		if !f.physicalExists("prod/db1/wal_005/000000010000000000000001.lzo") {
+			t.Fatal("object not stored under prod/db1/")
 		}
-		o, err := s.Head(ctx, k)
-		if err != nil || o.Key != k || o.Size != int64(len(v)) || o.Modified.IsZero() {
-			t.Errorf("head %s = %+v, %v", k, o, err)
-		}
-	}
-	list, err := s.List(ctx, "wal_005/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, o := range list {
-		keys = append(keys, o.Key)
-		if o.Size != int64(len(objs[o.Key])) || o.Modified.IsZero() {
-			t.Errorf("listed %+v, want size %d and a modification time", o, len(objs[o.Key]))
-		}
-	}
-	want := []string{"wal_005/000000010000000000000001.lzo", "wal_005/000000010000000000000002.lzo", "wal_005/empty"}
-	if fmt.Sprint(keys) != fmt.Sprint(want) {
-		t.Errorf("list = %v, want %v", keys, want)
-	}
-	if all, _ := s.List(ctx, ""); len(all) != 4 {
-		t.Errorf("list of everything = %d objects, want 4", len(all))
-	}
-	if err := s.Delete(ctx, "wal_005/empty"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Head(ctx, "wal_005/empty"); !storage.IsNotFound(err) {
-		t.Errorf("head after delete: %v", err)
-	}
-	if err := s.Delete(ctx, "wal_005/empty"); err != nil {
-		t.Errorf("deleting a missing object: %v", err)
-	}
+	})
 }
 
 func TestPhysicalKeysCollapseRepeatedSlashes(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"//prod//db1/", 3)
-	put(t, s, "wal_005/x", []byte("x"))
+	faketest.Put(t, s, "wal_005/x", []byte("x"))
 	if !f.physicalExists("prod/db1/wal_005/x") {
-		t.Fatalf("stored as %v, want prod/db1/wal_005/x", f.requests(func(s seen) bool { return s.method == http.MethodPut }))
+		t.Fatalf("stored as %v, want prod/db1/wal_005/x", f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodPut }))
 	}
 	l, err := s.List(context.Background(), "wal_005/")
 	if err != nil || len(l) != 1 || l[0].Key != "wal_005/x" {
 		t.Errorf("list = %v, %v", l, err)
 	}
-	if got := readAll(t, s, "wal_005/x"); string(got) != "x" {
+	if got := faketest.ReadAll(t, s, "wal_005/x"); string(got) != "x" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -371,15 +184,9 @@ func TestMissingObjectIsErrNotFound(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
-	ctx := context.Background()
-	if _, err := s.Get(ctx, "wal_005/nope"); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("get: %v", err)
-	}
-	if _, err := s.Head(ctx, "wal_005/nope"); !errors.Is(err, storage.ErrNotFound) {
-		t.Errorf("head: %v", err)
-	}
+	faketest.AssertMissing(t, s, "wal_005/nope")
 	// Not found is an answer, not a failure: it is not retried.
-	if n := len(f.requests(func(s seen) bool { return s.method == http.MethodGet })); n != 1 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodGet })); n != 1 {
 		t.Errorf("%d GET requests for a missing object, want 1", n)
 	}
 }
@@ -392,55 +199,27 @@ func TestPutSendsStorageClassSSEAndContentType(t *testing.T) {
 	if err := s.Put(ctx, "a.json", strings.NewReader("{}"), 2, storage.PutOptions{ContentType: "application/json"}); err != nil {
 		t.Fatal(err)
 	}
-	put(t, s, "b.lzo", []byte("data"))
-	puts := f.requests(func(s seen) bool { return s.method == http.MethodPut })
+	faketest.Put(t, s, "b.lzo", []byte("data"))
+	puts := f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodPut })
 	if len(puts) != 2 {
 		t.Fatalf("%d PUTs, want 2", len(puts))
 	}
 	for i, wantCT := range []string{"application/json", "application/octet-stream"} {
-		h := puts[i].header
+		h := puts[i].Header
 		if got := h.Get("X-Amz-Storage-Class"); got != "STANDARD_IA" {
-			t.Errorf("%s: x-amz-storage-class = %q", puts[i].key, got)
+			t.Errorf("%s: x-amz-storage-class = %q", key(puts[i]), got)
 		}
 		if got := h.Get("X-Amz-Server-Side-Encryption"); got != "AES256" {
-			t.Errorf("%s: x-amz-server-side-encryption = %q", puts[i].key, got)
+			t.Errorf("%s: x-amz-server-side-encryption = %q", key(puts[i]), got)
 		}
 		if got := h.Get("Content-Type"); got != wantCT {
-			t.Errorf("%s: Content-Type = %q, want %q", puts[i].key, got, wantCT)
+			t.Errorf("%s: Content-Type = %q, want %q", key(puts[i]), got, wantCT)
 		}
 	}
 	// gofakes3 ignores SSE but must still accept and serve the object.
-	if got := readAll(t, s, "b.lzo"); string(got) != "data" {
+	if got := faketest.ReadAll(t, s, "b.lzo"); string(got) != "data" {
 		t.Errorf("got %q", got)
 	}
-}
-
-// genReader yields n pseudo-random bytes and records how far it ran ahead
-// of what the server had received.
-type genReader struct {
-	rng      *rand.ChaCha8
-	left     int64
-	produced int64
-	received *atomic.Int64
-	maxLag   int64
-	sum      hash.Hash
-}
-
-func (g *genReader) Read(p []byte) (int, error) {
-	if g.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > g.left {
-		p = p[:g.left]
-	}
-	g.rng.Read(p)
-	g.left -= int64(len(p))
-	g.produced += int64(len(p))
-	g.sum.Write(p)
-	if lag := g.produced - g.received.Load(); lag > g.maxLag {
-		g.maxLag = lag
-	}
-	return len(p), nil
 }
 
 func TestPutUnknownSizeStreamsMultipartWithBoundedMemory(t *testing.T) {
@@ -449,26 +228,26 @@ func TestPutUnknownSizeStreamsMultipartWithBoundedMemory(t *testing.T) {
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
 	const size = 100 << 20
 	h := sha256.New()
-	g := &genReader{rng: rand.NewChaCha8([32]byte{7}), left: size, received: &f.received, sum: h}
+	g := &faketest.GenReader{Rng: rand.NewChaCha8([32]byte{7}), Left: size, Received: &f.Received, Sum: h}
 	if err := s.Put(context.Background(), "big", g, -1, storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The source may run ahead of the server by the parts the uploader
 	// holds (PartConcurrency in flight, one filling, one spare), never by
 	// the whole object.
-	t.Logf("the source ran at most %d MiB ahead of the server", g.maxLag>>20)
-	if limit := int64(PartConcurrency+2) * PartSize; g.maxLag > limit {
-		t.Errorf("source ran %d MiB ahead of the server, want at most %d MiB", g.maxLag>>20, limit>>20)
+	t.Logf("the source ran at most %d MiB ahead of the server", g.MaxLag>>20)
+	if limit := int64(PartConcurrency+2) * PartSize; g.MaxLag > limit {
+		t.Errorf("source ran %d MiB ahead of the server, want at most %d MiB", g.MaxLag>>20, limit>>20)
 	}
-	if n := len(f.requests(func(s seen) bool { return s.method == http.MethodPut && s.query["partNumber"] == nil })); n != 0 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodPut && s.Query["partNumber"] == nil })); n != 0 {
 		t.Errorf("%d single PUTs, want none", n)
 	}
-	if n := len(f.requests(func(s seen) bool { return s.query["partNumber"] != nil })); n != 7 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Query["partNumber"] != nil })); n != 7 {
 		t.Errorf("%d parts, want 7 of 16 MiB", n)
 	}
-	create := f.requests(func(s seen) bool { return s.method == http.MethodPost && s.query["uploads"] != nil })
-	if len(create) != 1 || create[0].header.Get("X-Amz-Storage-Class") != "STANDARD_IA" ||
-		create[0].header.Get("X-Amz-Server-Side-Encryption") != "AES256" {
+	create := f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodPost && s.Query["uploads"] != nil })
+	if len(create) != 1 || create[0].Header.Get("X-Amz-Storage-Class") != "STANDARD_IA" ||
+		create[0].Header.Get("X-Amz-Server-Side-Encryption") != "AES256" {
 		t.Errorf("CreateMultipartUpload without storage class or SSE: %+v", create)
 	}
 	o, err := s.Head(context.Background(), "big")
@@ -510,7 +289,7 @@ func TestPutWithWrongDeclaredSizeFailsAndLeavesNothing(t *testing.T) {
 			t.Errorf("%s is visible after a failed put", k)
 		}
 	}
-	if len(f.requests(func(s seen) bool { return s.method == http.MethodDelete && s.query["uploadId"] != nil })) != 1 {
+	if len(f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodDelete && s.Query["uploadId"] != nil })) != 1 {
 		t.Error("the failed multipart upload was not aborted")
 	}
 	assertNoPendingUploads(t, s)
@@ -530,7 +309,7 @@ func assertNoPendingUploads(t *testing.T, s *Store) {
 func TestFailedMultipartUploadIsAborted(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.setHook(failFirst(1<<30, isPart, slowDown))
+	f.SetHook(faketest.FailFirst(1<<30, isPart, slowDown))
 	s := f.store(t, "s3://"+testBucket+"/p", 2)
 	err := s.Put(context.Background(), "big", io.LimitReader(rand.NewChaCha8([32]byte{}), 20<<20), -1, storage.PutOptions{})
 	if err == nil || !strings.Contains(err.Error(), "s3 put big: giving up after 2 attempts") {
@@ -539,10 +318,10 @@ func TestFailedMultipartUploadIsAborted(t *testing.T) {
 	if f.physicalExists("p/big") {
 		t.Error("object visible after a failed multipart upload")
 	}
-	if len(f.requests(func(s seen) bool { return s.method == http.MethodDelete && s.query["uploadId"] != nil })) == 0 {
+	if len(f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodDelete && s.Query["uploadId"] != nil })) == 0 {
 		t.Error("no AbortMultipartUpload")
 	}
-	f.setHook(nil)
+	f.SetHook(nil)
 	assertNoPendingUploads(t, s)
 }
 
@@ -552,7 +331,7 @@ func TestCanceledMultipartUploadIsStillAborted(t *testing.T) {
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	// Cancel once the first part is on its way.
-	src := io.MultiReader(io.LimitReader(rand.NewChaCha8([32]byte{}), 20<<20), readerFunc(func([]byte) (int, error) {
+	src := io.MultiReader(io.LimitReader(rand.NewChaCha8([32]byte{}), 20<<20), faketest.ReaderFunc(func([]byte) (int, error) {
 		cancel()
 		return 0, context.Canceled
 	}))
@@ -565,34 +344,19 @@ func TestCanceledMultipartUploadIsStillAborted(t *testing.T) {
 	assertNoPendingUploads(t, s)
 }
 
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
-
 func TestSlowDownIsRetriedForEveryOperation(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 5)
 	ctx := context.Background()
-	data := randomBytes(3, 100<<10)
+	data := faketest.RandomBytes(3, 100<<10)
 	checks := []struct {
 		name  string
 		match func(*http.Request) bool
 		op    func() error
 	}{
 		{"put", isPut, func() error { return s.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), storage.PutOptions{}) }},
-		{"get", isGet, func() error {
-			rc, err := s.Get(ctx, "k")
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			if err == nil && !bytes.Equal(b, data) {
-				err = errors.New("content differs")
-			}
-			return err
-		}},
+		{"get", isGet, func() error { return faketest.ReadBack(ctx, s, "k", data) }},
 		{"head", isHead, func() error { _, err := s.Head(ctx, "k"); return err }},
 		{"list", isList, func() error {
 			l, err := s.List(ctx, "")
@@ -605,12 +369,12 @@ func TestSlowDownIsRetriedForEveryOperation(t *testing.T) {
 		{"deletemany", isDeleteMany, func() error { return s.DeleteMany(ctx, []string{"k"}) }},
 	}
 	for _, c := range checks {
-		f.setHook(failFirst(3, c.match, slowDown))
-		before := len(f.requests(func(seen) bool { return true }))
+		f.SetHook(faketest.FailFirst(3, c.match, slowDown))
+		before := f.Count()
 		if err := c.op(); err != nil {
 			t.Errorf("%s after three SlowDowns: %v", c.name, err)
 		}
-		if n := len(f.requests(func(seen) bool { return true })) - before; n != 4 {
+		if n := f.Count() - before; n != 4 {
 			t.Errorf("%s took %d requests, want 3 refused and 1 served", c.name, n)
 		}
 	}
@@ -623,25 +387,25 @@ func TestUploadConnectionDropIsRetried(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
-	small := randomBytes(4, 1<<20)
-	f.setHook(failFirst(1, isPut, dropMidUpload))
-	put(t, s, "small", small)
-	if got := readAll(t, s, "small"); !bytes.Equal(got, small) {
+	small := faketest.RandomBytes(4, 1<<20)
+	f.SetHook(faketest.FailFirst(1, isPut, faketest.DropMidUpload))
+	faketest.Put(t, s, "small", small)
+	if got := faketest.ReadAll(t, s, "small"); !bytes.Equal(got, small) {
 		t.Error("single put: content differs")
 	}
-	if n := len(f.requests(func(s seen) bool { return s.method == http.MethodPut && s.key == "p/small" })); n != 2 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodPut && key(s) == "p/small" })); n != 2 {
 		t.Errorf("single put took %d requests, want 2", n)
 	}
 
-	big := randomBytes(5, 20<<20)
-	f.setHook(failFirst(1, isPart, dropMidUpload))
+	big := faketest.RandomBytes(5, 20<<20)
+	f.SetHook(faketest.FailFirst(1, isPart, faketest.DropMidUpload))
 	if err := s.Put(context.Background(), "big", bytes.NewReader(big), -1, storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, s, "big"); !bytes.Equal(got, big) {
+	if got := faketest.ReadAll(t, s, "big"); !bytes.Equal(got, big) {
 		t.Error("multipart: content differs")
 	}
-	if n := len(f.requests(func(s seen) bool { return s.query["partNumber"] != nil })); n != 3 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Query["partNumber"] != nil })); n != 3 {
 		t.Errorf("multipart put sent %d parts, want 2 plus one resend", n)
 	}
 }
@@ -650,22 +414,22 @@ func TestDownloadResumesWithRangeAfterConnectionDrop(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
-	data := randomBytes(6, 3<<20)
-	put(t, s, "seg", data)
+	data := faketest.RandomBytes(6, 3<<20)
+	faketest.Put(t, s, "seg", data)
 	half := int64(len(data) / 2)
-	f.setHook(failFirst(1, isGet, cutAt(func(*http.Request) int64 { return half })))
-	if got := readAll(t, s, "seg"); !bytes.Equal(got, data) {
+	f.SetHook(faketest.FailFirst(1, isGet, faketest.CutAt(func(*http.Request) int64 { return half })))
+	if got := faketest.ReadAll(t, s, "seg"); !bytes.Equal(got, data) {
 		t.Fatal("content differs after resume")
 	}
-	gets := f.requests(func(s seen) bool { return s.method == http.MethodGet && s.key == "p/seg" })
+	gets := f.Requests(func(s faketest.Seen) bool { return s.Method == http.MethodGet && key(s) == "p/seg" })
 	if len(gets) != 2 {
 		t.Fatalf("%d GETs, want the cut one and one ranged", len(gets))
 	}
 	last := gets[1]
-	if got, want := last.header.Get("Range"), fmt.Sprintf("bytes=%d-", half); got != want {
+	if got, want := last.Header.Get("Range"), fmt.Sprintf("bytes=%d-", half); got != want {
 		t.Errorf("resume Range = %q, want %q", got, want)
 	}
-	if last.header.Get("If-Match") == "" {
+	if last.Header.Get("If-Match") == "" {
 		t.Error("resume does not pin the ETag with If-Match")
 	}
 }
@@ -674,13 +438,11 @@ func TestDownloadResumesAfterStall(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3, WithStallTimeout(200*time.Millisecond))
-	data := randomBytes(7, 1<<20)
-	put(t, s, "seg", data)
-	f.setHook(failFirst(1, isGet, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		next.ServeHTTP(&cutWriter{ResponseWriter: w, left: int64(len(data) / 3), stall: true, ctx: r.Context()}, r)
-	}))
+	data := faketest.RandomBytes(7, 1<<20)
+	faketest.Put(t, s, "seg", data)
+	f.SetHook(faketest.FailFirst(1, isGet, faketest.StallAt(int64(len(data)/3))))
 	start := time.Now()
-	if got := readAll(t, s, "seg"); !bytes.Equal(got, data) {
+	if got := faketest.ReadAll(t, s, "seg"); !bytes.Equal(got, data) {
 		t.Fatal("content differs after a stalled download")
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -693,9 +455,9 @@ func TestGivingUpIsOneClearLineWithoutSecrets(t *testing.T) {
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
 	ctx := context.Background()
-	put(t, s, "k", []byte("abc"))
-	f.setHook(failFirst(1<<30, func(r *http.Request) bool { return true }, slowDown))
-	before := len(f.requests(func(seen) bool { return true }))
+	faketest.Put(t, s, "k", []byte("abc"))
+	f.SetHook(faketest.FailFirst(1<<30, func(r *http.Request) bool { return true }, slowDown))
+	before := f.Count()
 	ops := map[string]func() error{
 		"put":        func() error { return s.Put(ctx, "k", strings.NewReader("abc"), 3, storage.PutOptions{}) },
 		"get":        func() error { _, err := s.Get(ctx, "k"); return err },
@@ -720,7 +482,7 @@ func TestGivingUpIsOneClearLineWithoutSecrets(t *testing.T) {
 		}
 		assertNoSecrets(t, err)
 	}
-	if n := len(f.requests(func(seen) bool { return true })) - before; n != 3*len(ops) {
+	if n := f.Count() - before; n != 3*len(ops) {
 		t.Errorf("%d requests for %d operations, want 3 attempts each", n, len(ops))
 	}
 	if err := ops["put"](); !strings.HasPrefix(err.Error(), "s3 put k: giving up after 3 attempts: ") {
@@ -729,7 +491,7 @@ func TestGivingUpIsOneClearLineWithoutSecrets(t *testing.T) {
 
 	// A download whose connection always breaks before the body gives up
 	// the same way.
-	f.setHook(failFirst(1<<30, isGet, cutAt(func(*http.Request) int64 { return 0 })))
+	f.SetHook(faketest.FailFirst(1<<30, isGet, faketest.CutAt(func(*http.Request) int64 { return 0 })))
 	rc, err := s.Get(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -746,7 +508,7 @@ func TestErrorsNeverContainCredentials(t *testing.T) {
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 1)
 	// A chatty S3-compatible server echoing what it was sent.
-	f.setHook(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusForbidden)
 		fmt.Fprintf(w, `<Error><Code>InvalidAccessKeyId</Code><Message>key %s secret %s token %s</Message></Error>`, testKeyID, testSecret, testToken)
@@ -783,7 +545,7 @@ func TestDeleteManyDeletesInBatchesOf1000(t *testing.T) {
 	if l, _ := s.List(context.Background(), ""); len(l) != 0 {
 		t.Errorf("%d objects left", len(l))
 	}
-	if n := len(f.requests(func(s seen) bool { return s.query["delete"] != nil })); n != 3 {
+	if n := len(f.Requests(func(s faketest.Seen) bool { return s.Query["delete"] != nil })); n != 3 {
 		t.Errorf("%d DeleteObjects requests, want 3", n)
 	}
 }
@@ -793,7 +555,7 @@ func TestDeleteManyReportsPerKeyFailures(t *testing.T) {
 	f := newFake(t)
 	s := f.store(t, "s3://"+testBucket+"/p", 3)
 	// Answer DeleteObjects ourselves: deny keys containing "keep".
-	f.setHook(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+	f.SetHook(func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
 		if !isDeleteMany(r) {
 			return false
 		}
@@ -880,32 +642,10 @@ func TestAddressingStyleFollowsEndpointAndBucketName(t *testing.T) {
 	}
 }
 
-// countingListener accepts and counts connections.
-func countingListener(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return l.Addr().String(), &n
-}
-
 // Not parallel: it points the metadata service at a local listener.
 func TestNewMakesNoNetworkRoundTrip(t *testing.T) {
-	endpoint, endpointConns := countingListener(t)
-	imds, imdsConns := countingListener(t)
+	endpoint, endpointConns := faketest.CountingListener(t)
+	imds, imdsConns := faketest.CountingListener(t)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+imds)
 	t.Setenv("AWS_DEFAULTS_MODE", "auto") // would probe IMDS if honoured
