@@ -40,7 +40,8 @@ type Options struct {
 	Handler     fastpath.Handler
 
 	// StopGrace bounds how long a stop waits for a cancelled backup to
-	// clean up (default 25s: systemd's stop must not wait longer than 30).
+	// clean up (default 20s, so that with the scheduler's own 2s and the
+	// listeners' shutdown the process is gone within 30s).
 	StopGrace time.Duration
 	Now       func() time.Time
 	Clock     gocron.SchedulerOption // tests
@@ -70,7 +71,7 @@ func New(o Options) *Agent {
 		o.Now = time.Now
 	}
 	if o.StopGrace <= 0 {
-		o.StopGrace = 25 * time.Second
+		o.StopGrace = 20 * time.Second
 	}
 	a := &Agent{o: o, pid: os.Getpid(), last: o.Initial}
 	c := o.Config

@@ -58,7 +58,7 @@ func (a *Agent) runBackup(ctx context.Context, t schedule.Trigger) {
 		a.m.running.Set(0)
 		a.m.progressBytes.Set(0)
 	}()
-	log.Info(walelog.WaldenName, "starting a base backup", fmt.Sprintf("Data directory %s, triggered by the %s.", a.o.PGData, t), "", runFields(t, "begin")...)
+	log.Info(walelog.WaldenName, "starting a base backup", fmt.Sprintf("Data directory %s; %s.", a.o.PGData, describe(t)), "", runFields(t, "begin")...)
 
 	// The Backuper logs its own progress lines; the agent keeps the
 	// counters for /status and the metrics.
@@ -117,4 +117,11 @@ func oneLine(s string) string {
 		out = append(out, r)
 	}
 	return string(out)
+}
+
+func describe(t schedule.Trigger) string {
+	if t == schedule.Manual {
+		return "run asked for (SIGUSR1)"
+	}
+	return "scheduled run"
 }

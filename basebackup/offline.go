@@ -64,20 +64,19 @@ func (o *offlineSession) start(ctx context.Context, _ string) (startInfo, error)
 	i.File = SegmentOf(i.Timeline, redo, i.SegSize)
 	i.Offset = uint64(redo) % i.SegSize
 	if v, err := os.ReadFile(filepath.Join(o.pgdata, "PG_VERSION")); err == nil {
-		if major, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
-			i.VersionNum = major * 10000
-			if major < 10 {
-				i.VersionNum = int(parseFloatMajor(strings.TrimSpace(string(v))) * 10000)
-			}
-		}
+		i.VersionNum = versionNum(strings.TrimSpace(string(v)))
 	}
 	o.info = i
 	return i, nil
 }
 
-func parseFloatMajor(s string) float64 {
-	f, _ := strconv.ParseFloat(s, 64)
-	return f
+// versionNum turns PG_VERSION ("15", "9.6") into server_version_num's
+// scale (150000, 90600).
+func versionNum(v string) int {
+	major, minor, _ := strings.Cut(v, ".")
+	a, _ := strconv.Atoi(major)
+	b, _ := strconv.Atoi(minor)
+	return a*10000 + b*100
 }
 
 func (o *offlineSession) stop(context.Context) (stopInfo, error) {

@@ -83,7 +83,7 @@ func (s *Server) WaitPromoted(ctx context.Context, progress func(string)) error 
 		pid, sock, port, ok := s.postmaster()
 		if !ok || !alive(pid) {
 			if time.Since(start) > 5*time.Second || (ok && !alive(pid)) {
-				return fmt.Errorf("PostgreSQL stopped before recovery finished; the end of %s says:\n%s", s.LogFile, s.logTail())
+				return fmt.Errorf("PostgreSQL stopped before recovery finished: %s (server log: %s)", s.lastFatal(), s.LogFile)
 			}
 		} else if out, err := s.query(ctx, sock, port, "SELECT pg_is_in_recovery()"); err == nil && out == "f" {
 			return nil
@@ -158,11 +158,17 @@ func cleanPGEnv() []string {
 	return out
 }
 
-func (s *Server) logTail() string {
+// lastFatal is the server log's last FATAL or PANIC message, which says
+// why the server stopped; else its last line.
+func (s *Server) lastFatal() string {
 	b, _ := os.ReadFile(s.LogFile)
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		for _, tag := range []string{"FATAL:", "PANIC:"} {
+			if j := strings.Index(lines[i], tag); j >= 0 {
+				return strings.Join(strings.Fields(lines[i][j:]), " ")
+			}
+		}
 	}
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(lines[len(lines)-1])
 }

@@ -40,6 +40,8 @@ type PushOptions struct {
 	// ProgressInterval (default 30s), when a progress line is also logged.
 	Progress         func(Progress)
 	ProgressInterval time.Duration
+
+	sess session // tests: stands in for the server
 }
 
 // Progress is how far a running backup got.
@@ -88,14 +90,18 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 		o.PartitionSize = 1 << 30
 	}
 
-	var sess session
-	if o.Offline {
+	sess := o.sess
+	switch {
+	case sess != nil:
+	case o.Offline:
 		sess = &offlineSession{pgdata: pgdata}
-	} else {
+	default:
 		s, err := connect(ctx, o.ConnString)
 		if err != nil {
 			return Result{}, &walelog.UserError{Msg: "Could not start hot backup", Detail: oneLine(err.Error())}
 		}
+		s.pgdata = pgdata
+		s.warn = func(msg string) { o.Log.Warn(walelog.Backup, "blocking on sending WAL segments", msg, "") }
 		if err := s.checkDataDir(ctx, pgdata); err != nil {
 			s.close()
 			return Result{}, &walelog.UserError{Msg: "Could not start hot backup", Detail: err.Error()}

@@ -95,14 +95,14 @@ func ChooseBackup(ctx context.Context, st storage.Store, name string, t Target) 
 	}
 	best := -1
 	for i := range bs {
-		if err := bs[i].Load(ctx, st); err != nil {
-			return Backup{}, err
-		}
+		// An unreadable sentinel only costs the finish time and LSN here;
+		// fetching that backup reports it.
+		_ = bs[i].Load(ctx, st)
 		b := bs[i]
 		if !when.IsZero() && !BackupTime(b).Before(when) {
 			continue
 		}
-		if lsn != 0 && b.Sentinel.FinishLSN != nil && LSN(*b.Sentinel.FinishLSN) > lsn {
+		if lsn != 0 && b.Sentinel != nil && b.Sentinel.FinishLSN != nil && LSN(*b.Sentinel.FinishLSN) > lsn {
 			continue
 		}
 		if best < 0 || !BackupTime(b).Before(BackupTime(bs[best])) {

@@ -63,6 +63,11 @@ type runtime struct {
 }
 
 func runAgent(ctx context.Context, a *app, p *args) error {
+	// Caught from the start: their default action would kill the agent.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
 	pr := &agentProc{a: a, pgVar: "PGDATA", logFile: &reopenFile{}}
 	pgdata := a.settings.PGData
 	if v, ok := p.str("--pgdata"); ok {
@@ -105,24 +110,31 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return &config.Error{Var: "WALDEN_SOCKET", Msg: fmt.Sprintf("cannot listen on %s: %v", rt.settings.SocketPath, unwrapOp(err))}
 	}
+	serving := false
+	defer func() {
+		if !serving { // the fast-path server removes it otherwise
+			sockLn.Close()
+			os.Remove(rt.settings.SocketPath)
+		}
+	}()
 	// A store that cannot be read is a bad prefix or credentials: say so
 	// now rather than at the first backup, hours later.
 	lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	initial, err := pr.backups(rt, log).Latest(lctx)
 	cancel()
 	if err != nil {
-		sockLn.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return &config.Error{Var: rt.settings.PrefixVar, Msg: "cannot read the store: " + oneLine(err.Error())}
 	}
 	// Relative WAL paths from PostgreSQL are relative to the data
 	// directory; the fast path serves them only from the same directory.
 	if err := os.Chdir(pr.pgdata); err != nil {
-		sockLn.Close()
 		return &config.Error{Var: pr.pgVar, Msg: oneLine(err.Error())}
 	}
 	cwd, err := os.Stat(".")
 	if err != nil {
-		sockLn.Close()
 		return err
 	}
 	pr.commit(rt.settings)
@@ -139,9 +151,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 		Ready:       func() { daemon.SdNotify(false, daemon.SdNotifyReady) },
 	})
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+	serving = true
 	go func() {
 		for {
 			select {
@@ -158,7 +168,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 		}
 	}()
 	err = pr.ag.Run(ctx)
-	wal.wait(5 * time.Second)
+	wal.wait(2 * time.Second)
 	return err
 }
 

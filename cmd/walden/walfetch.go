@@ -15,6 +15,9 @@ var walFetchCmd = &command{
 	opts:        []opt{{long: "--prefetch", short: "-p", metavar: "PREFETCH", isInt: true, help: "prefetch this many following segments in the background (default 8)"}},
 	positionals: []string{"WAL_SEGMENT", "WAL_DESTINATION"}, minPos: 2, maxPos: 2,
 	run: func(ctx context.Context, a *app, p *args) error {
+		if handled, err := a.handOff(ctx, "wal-fetch", p); handled {
+			return err
+		}
 		ar, err := a.archive(ctx)
 		if err != nil {
 			return err

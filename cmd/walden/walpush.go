@@ -14,6 +14,9 @@ var walPushCmd = &command{
 	opts:        []opt{{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "upload up to this many .ready segments at once (default 32)"}},
 	positionals: []string{"WAL_SEGMENT"}, minPos: 1, maxPos: 1,
 	run: func(ctx context.Context, a *app, p *args) error {
+		if handled, err := a.handOff(ctx, "wal-push", p); handled {
+			return err
+		}
 		ar, err := a.archive(ctx)
 		if err != nil {
 			return err
