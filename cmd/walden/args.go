@@ -19,6 +19,9 @@ type args struct {
 	flags map[string]bool
 	vals  map[string]string
 	pos   []string
+	// lateOpt is the first option given after a positional, for grammars
+	// (delete) that take their options only before the mode word.
+	lateOpt string
 }
 
 func (a *args) int(long string, def int) int {
@@ -94,6 +97,9 @@ func parseOptions(opts []opt, in []string, stopAtPositional bool) (*args, []stri
 		o, ok := findOpt(opts, name)
 		if !ok {
 			return nil, nil, fmt.Errorf("unrecognized arguments: %s", tok)
+		}
+		if len(a.pos) > 0 && a.lateOpt == "" {
+			a.lateOpt = tok
 		}
 		if o.metavar == "" {
 			if hasVal {
@@ -171,7 +177,11 @@ func helpText(prog, desc string, opts []opt, positionals []string) string {
 		if o.metavar != "" {
 			n += " " + o.metavar
 		}
-		fmt.Fprintf(&b, "  %-22s%s\n", n, o.help)
+		if len(n) >= 22 {
+			fmt.Fprintf(&b, "  %s\n  %-22s%s\n", n, "", o.help)
+		} else {
+			fmt.Fprintf(&b, "  %-22s%s\n", n, o.help)
+		}
 	}
 	return b.String()
 }

@@ -69,10 +69,10 @@ func TestUsageErrorsExitTwoOnStderr(t *testing.T) {
 	clean(t)
 	filePrefix(t)
 	cases := [][]string{
-		{"wal-push", "--terse", "x"},           // global option after the subcommand
-		{"wal-fetch", "only-one"},              // missing positional
-		{"wal-fetch", "a", "b", "-p", "many"},  // bad int
-		{"nonsense"},                           // unknown subcommand
+		{"wal-push", "--terse", "x"},          // global option after the subcommand
+		{"wal-fetch", "only-one"},             // missing positional
+		{"wal-fetch", "a", "b", "-p", "many"}, // bad int
+		{"nonsense"},                          // unknown subcommand
 		{"-k", "id", "--aws-instance-profile", "version"},
 		{"--no-such-flag", "version"},
 	}
@@ -298,4 +298,16 @@ func flip(b []byte) []byte {
 		c[i] ^= 0x5a
 	}
 	return c
+}
+
+func TestDeleteFlagsAfterTheModeAreAUsageError(t *testing.T) {
+	clean(t)
+	filePrefix(t)
+	_, errOut, code := walden(t, "delete", "retain", "2", "--confirm")
+	if code != 2 || !strings.Contains(errOut, "unrecognized arguments: --confirm") {
+		t.Fatalf("%d %q", code, errOut)
+	}
+	if _, _, code := walden(t, "delete", "--confirm", "retain", "2"); code != 0 {
+		t.Fatalf("flags before the mode: %d", code)
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -33,9 +32,9 @@ func runDelete(ctx context.Context, a *app, p *args) error {
 	if len(p.pos) == 0 {
 		return fail("the following arguments are required: MODE")
 	}
-	if tok, ok := flagAfterDeleteMode(); ok {
+	if p.lateOpt != "" {
 		// argparse took delete's flags only before the mode word.
-		return fail("unrecognized arguments: " + tok)
+		return fail("unrecognized arguments: " + p.lateOpt)
 	}
 	mode, rest := p.pos[0], p.pos[1:]
 	want := map[string]int{"before": 1, "retain": 1, "old-versions": 0, "everything": 0}
@@ -88,27 +87,4 @@ func runDelete(ctx context.Context, a *app, p *args) error {
 		return basebackup.DeleteEverything(ctx, o)
 	}
 	return basebackup.DeleteOldVersions(ctx, o)
-}
-
-// flagAfterDeleteMode finds a delete flag given after the mode word in this
-// process's command line (the parsed args no longer keep the order).
-func flagAfterDeleteMode() (string, bool) {
-	_, rest, err := parseOptions(globalOpts, os.Args[1:], true)
-	if err != nil || len(rest) == 0 || rest[0] != "delete" {
-		return "", false
-	}
-	seenMode := false
-	for _, t := range rest[1:] {
-		if t == "--" {
-			break
-		}
-		if strings.HasPrefix(t, "-") && t != "-" && !isNegativeNumber(t) {
-			if seenMode {
-				return t, true
-			}
-			continue
-		}
-		seenMode = true
-	}
-	return "", false
 }
