@@ -79,13 +79,18 @@ func DeleteBefore(ctx context.Context, o DeleteOptions, arg string) error {
 }
 
 func (o DeleteOptions) before(ctx context.Context, h uint64) error {
+	return o.beforeSplit(ctx, h, h)
+}
+
+// beforeSplit deletes backups older than h and WAL older than walH.
+func (o DeleteOptions) beforeSplit(ctx context.Context, h, walH uint64) error {
 	var cands []candidate
 	bb, err := o.backupSweep(ctx, h)
 	if err != nil {
 		return err
 	}
 	cands = append(cands, bb...)
-	ws, err := o.walSweep(ctx, h)
+	ws, err := o.walSweep(ctx, walH)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package basebackup
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walden-pg/walden/walelog"
 )
 
 // craftedStore holds three complete backups (A at segment 2, B at 5, C at
@@ -190,5 +193,31 @@ func TestRetentionByAgeKeepsTheWindowPlusOneOlderBackup(t *testing.T) {
 	res, _ = Retain(context.Background(), o, RetainPolicy{Age: time.Second, Now: now.Add(24 * time.Hour)})
 	if !slices.Equal(res.Kept, []string{nameC}) {
 		t.Fatalf("old archive: kept %v", res.Kept)
+	}
+}
+
+func TestRetentionKeepsAllWALWhenAKeptBackupIsAWALEOfflineName(t *testing.T) {
+	st, p, dir := testStore(t)
+	var buf bytes.Buffer
+	o := DeleteOptions{Store: st, Prefix: p, Log: walelog.New(walelog.Options{Stderr: &buf, Destinations: []string{"stderr"}})}
+	// WAL-E named this offline backup …40_00000040 although its WAL starts at …04.
+	offline := "base_000000010000000000000040_00000040"
+	older := "base_000000010000000000000002_00000040"
+	putKeys(t, st, dir,
+		"wal_005/000000010000000000000001.lzo", "wal_005/000000010000000000000004.lzo",
+		SentinelKey(older), SentinelKey(offline))
+	res, err := Retain(context.Background(), o, RetainPolicy{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Deleted, []string{older}) {
+		t.Fatalf("deleted %v", res.Deleted)
+	}
+	got := listKeys(t, st)
+	if !slices.Contains(got, "wal_005/000000010000000000000004.lzo") || !slices.Contains(got, "wal_005/000000010000000000000001.lzo") {
+		t.Fatalf("WAL the offline backup may need was deleted: %v", got)
+	}
+	if !strings.Contains(buf.String(), "keeping all WAL") {
+		t.Fatalf("no warning: %s", buf.String())
 	}
 }

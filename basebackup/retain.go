@@ -59,7 +59,33 @@ func Retain(ctx context.Context, o DeleteOptions, p RetainPolicy) (RetainResult,
 	}
 	o.Log.Info(walelog.Base, fmt.Sprintf("Retaining %d of %d base backups.", len(res.Kept), len(bs)),
 		fmt.Sprintf("Policy: %s.", p), "Deleting keys older than "+o.Prefix.URL(oldest.SentinelKey)+".")
-	return res, o.before(ctx, h)
+	walH := h
+	for _, b := range kept {
+		if unreliableName(ctx, o, b) {
+			// The name of a WAL-E --while-offline backup is not its start
+			// position (it can be far too high), so no WAL is safe to
+			// delete by it: old backups go, WAL stays.
+			walH = 0
+			o.Log.Warn(walelog.Base, "keeping all WAL: a kept backup's name does not tell where its WAL starts",
+				fmt.Sprintf("Backup %s looks like a WAL-E --while-offline backup.", b.Name), "")
+			break
+		}
+	}
+	return res, o.beforeSplit(ctx, h, walH)
+}
+
+// unreliableName reports a WAL-E backup whose name may not be its start:
+// WAL-E named offline backups with the same two characters as segment and
+// offset (base_…0000NN_000000NN); walden's sentinels carry the real LSN.
+func unreliableName(ctx context.Context, o DeleteOptions, b Backup) bool {
+	if b.Sentinel == nil {
+		_ = b.Load(ctx, o.Store)
+	}
+	if b.Sentinel != nil && (b.Sentinel.Walden != nil || b.Sentinel.LSN != nil) {
+		return false
+	}
+	seg, off := b.Name[len("base_")+16:len("base_")+24], b.Name[len("base_")+25:]
+	return seg == off
 }
 
 func (p RetainPolicy) String() string {
