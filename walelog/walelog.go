@@ -140,6 +140,18 @@ func New(o Options) *Logger {
 	return l
 }
 
+// Close releases the syslog connection; the Logger must not be used after.
+func (l *Logger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.out.syslog != nil {
+		err := l.out.syslog.Close()
+		l.out.syslog = nil
+		return err
+	}
+	return nil
+}
+
 // SetFile replaces the extra file destination (SIGHUP reopening).
 func (l *Logger) SetFile(w io.Writer) {
 	l.mu.Lock()

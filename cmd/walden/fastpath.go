@@ -108,6 +108,7 @@ func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, st
 	// As newLogger, plus the client's pid.
 	a.log = walelog.New(walelog.Options{Stderr: stderr, Terse: req.Terse,
 		Destinations: s.LogDestinations, Facility: s.SyslogFacility, Format: s.LogFormat, Pid: req.Pid})
+	defer a.log.Close()
 	p := &args{flags: req.Flags, vals: req.Options, pos: req.Positionals}
 	if p.flags == nil {
 		p.flags = map[string]bool{}
@@ -154,14 +155,7 @@ func (w *agentWAL) push(ctx context.Context, cur *config.Settings, a *app, p *ar
 	if err != nil {
 		return err
 	}
-	err = ar.Push(ctx, p.pos[0], p.int("--pool-size", 32))
-	var mf *wal.MissingFileError
-	if errors.As(err, &mf) {
-		fmt.Fprintln(a.stdout, mf.Error())
-		return &walelog.UserError{Msg: "could not find file for wal-push",
-			Detail: fmt.Sprintf("The operating system reported: No such file or directory '%s'", mf.Path)}
-	}
-	return err
+	return pushWith(ctx, a, ar, p)
 }
 
 // fetch is walFetchCmd's run on the cached archive, with prefetches as
@@ -172,11 +166,8 @@ func (w *agentWAL) fetch(ctx context.Context, cur *config.Settings, a *app, p *a
 	if err != nil {
 		return false, err
 	}
-	err = ar.Fetch(ctx, p.pos[0], p.pos[1], p.int("--prefetch", 8), w.prefetcher(cur, a))
-	if errors.Is(err, wal.ErrNotFound) {
-		return true, exitStatus(1)
-	}
-	return false, err
+	err = fetchWith(ctx, ar, p, w.prefetcher(cur, a))
+	return errors.Is(err, exitStatus(1)), err
 }
 
 func (w *agentWAL) prefetcher(cur *config.Settings, a *app) wal.Spawner {
@@ -187,6 +178,7 @@ func (w *agentWAL) prefetcher(cur *config.Settings, a *app) wal.Spawner {
 			// A helper's output went to /dev/null; syslog still hears it.
 			pa := &app{settings: a.settings, flags: a.flags, stdout: io.Discard, stderr: io.Discard}
 			pa.log = pa.newLogger(a.settings)
+			defer pa.log.Close()
 			ar, err := w.archive(cur, pa)
 			if err != nil {
 				os.RemoveAll(filepath.Join(base, ".wal-e", "prefetch", "running", seg))

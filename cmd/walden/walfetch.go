@@ -22,13 +22,18 @@ var walFetchCmd = &command{
 		if err != nil {
 			return err
 		}
-		err = ar.Fetch(ctx, p.pos[0], p.pos[1], p.int("--prefetch", 8), a.spawnPrefetch)
-		if errors.Is(err, wal.ErrNotFound) {
-			// 1 tells PostgreSQL "not available"; never above 125.
-			return exitStatus(1)
-		}
-		return err
+		return fetchWith(ctx, ar, p, a.spawnPrefetch)
 	},
+}
+
+// fetchWith is wal-fetch on a given archive, shared with the agent's fast path.
+func fetchWith(ctx context.Context, ar *wal.Archive, p *args, spawn wal.Spawner) error {
+	err := ar.Fetch(ctx, p.pos[0], p.pos[1], p.int("--prefetch", 8), spawn)
+	if errors.Is(err, wal.ErrNotFound) {
+		// 1 tells PostgreSQL "not available"; never above 125.
+		return exitStatus(1)
+	}
+	return err
 }
 
 // spawnPrefetch starts a detached `wal-prefetch BASE SEG` that outlives
