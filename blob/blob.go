@@ -94,6 +94,7 @@ type readChain struct {
 }
 
 func (c *readChain) Read(p []byte) (int, error) { return c.r.Read(p) }
+
 // Close verifies what only the end of the stream can prove: OpenPGP's
 // integrity check (MDC) is read after the last compressed byte, which a
 // decompressor that stops at its end marker never asks for. Callers must
@@ -111,4 +112,3 @@ func (c *readChain) Close() error {
 	}
 	return err
 }
-
