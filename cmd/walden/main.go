@@ -129,7 +129,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	a.log = a.newLogger(nil)
 	if hasDir {
 		if err := applyEnvdir(dir); err != nil {
-			a.log.Error(walelog.Main, "could not read the envdir", err.Error(), "")
+			a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
 			return 1
 		}
 		if abs, err := filepath.Abs(dir); err == nil {
@@ -138,7 +138,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	s, err := config.Load(os.LookupEnv, a.flags)
 	if err != nil {
-		a.log.Error(walelog.Main, "bad configuration", err.Error(), "")
+		a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
 		return 1
 	}
 	a.settings = s
@@ -205,7 +205,7 @@ func (a *app) fail(err error) int {
 	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
-		a.log.Error(walelog.Main, "bad configuration", err.Error(), "")
+		a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
 		return 1
 	}
 	if errors.Is(err, config.ErrNoPrefix) {
