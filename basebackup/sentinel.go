@@ -17,7 +17,12 @@ type Sentinel struct {
 	ExpandedSizeBytes int64  `json:"expanded_size_bytes"`
 	Spec              *Spec  `json:"spec"`
 
-	// WAL-G
+	Extra
+}
+
+// Extra holds the keys after WAL-E's four: those WAL-G reads, and walden's
+// manifest. Marshal writes them through encoding/json as one block.
+type Extra struct {
 	LSN              *uint64    `json:"LSN,omitempty"`
 	FinishLSN        *uint64    `json:"FinishLSN,omitempty"`
 	PgVersion        int        `json:"PgVersion,omitempty"`
@@ -198,23 +203,7 @@ func (s *Sentinel) Marshal() ([]byte, error) {
 	}
 	sb, _ := spec.MarshalJSON()
 	b.Write(sb)
-	// The rest through encoding/json, with the WAL-E keys removed.
-	rest := *s
-	rest.Spec = nil
-	extra, err := json.Marshal(struct {
-		LSN              *uint64    `json:"LSN,omitempty"`
-		FinishLSN        *uint64    `json:"FinishLSN,omitempty"`
-		PgVersion        int        `json:"PgVersion,omitempty"`
-		SystemIdentifier *uint64    `json:"SystemIdentifier,omitempty"`
-		UncompressedSize int64      `json:"UncompressedSize,omitempty"`
-		CompressedSize   int64      `json:"CompressedSize,omitempty"`
-		StartTime        *time.Time `json:"StartTime,omitempty"`
-		FinishTime       *time.Time `json:"FinishTime,omitempty"`
-		Hostname         string     `json:"Hostname,omitempty"`
-		DataDir          string     `json:"DataDir,omitempty"`
-		Walden           *Manifest  `json:"walden,omitempty"`
-	}{rest.LSN, rest.FinishLSN, rest.PgVersion, rest.SystemIdentifier, rest.UncompressedSize, rest.CompressedSize,
-		rest.StartTime, rest.FinishTime, rest.Hostname, rest.DataDir, rest.Walden})
+	extra, err := json.Marshal(s.Extra)
 	if err != nil {
 		return nil, err
 	}

@@ -66,10 +66,10 @@ func TestWaldenSentinelCarriesWALGKeysAndManifest(t *testing.T) {
 	s := &Sentinel{
 		StopSegment: "000000010000000000000003", StopOffset: "00000256", ExpandedSizeBytes: 100,
 		Spec: &Spec{BasePrefix: "/d/", Tablespaces: []string{}},
-		LSN:  &start, FinishLSN: &finish, PgVersion: 150018, SystemIdentifier: &sysid,
-		UncompressedSize: 100, CompressedSize: 50, StartTime: &st, FinishTime: &ft, Hostname: "h", DataDir: "/d",
-		Walden: &Manifest{FormatVersion: 1, Compression: "lz4", EncryptionKey: "ABCD",
-			Partitions: []PartitionInfo{{Name: "part_00000000.tar.lz4", StoredSize: 50, SHA256: "00ff", ExpandedSize: 100, Members: 3}}},
+		Extra: Extra{LSN: &start, FinishLSN: &finish, PgVersion: 150018, SystemIdentifier: &sysid,
+			UncompressedSize: 100, CompressedSize: 50, StartTime: &st, FinishTime: &ft, Hostname: "h", DataDir: "/d",
+			Walden: &Manifest{FormatVersion: 1, Compression: "lz4", EncryptionKey: "ABCD",
+				Partitions: []PartitionInfo{{Name: "part_00000000.tar.lz4", StoredSize: 50, SHA256: "00ff", ExpandedSize: 100, Members: 3}}}},
 	}
 	data, err := s.Marshal()
 	if err != nil {

@@ -81,7 +81,8 @@ run_push() { # label, command template with SEG
 run_fetch() {
   local label=$1; shift
   local t0 t1
-  rm -rf "$work/dst"; mkdir -p "$work/dst/pg_wal"; chown -R postgres "$work/dst"
+  sleep 2; rm -rf "$work/dst" 2>/dev/null || { sleep 3; rm -rf "$work/dst"; }
+  mkdir -p "$work/dst/pg_wal"; chown -R postgres "$work/dst"
   t0=$(now)
   for s in $segs; do (cd "$work/dst" && eval "$*"); done
   t1=$(now)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/walden-pg/walden/internal/ctxio"
 )
 
 // Options configures an Extractor.
@@ -154,7 +156,7 @@ func (e *Extractor) locate(rel string) (*os.Root, string) {
 // not there yet are kept for Finish (it may come in another partition).
 func (e *Extractor) Extract(ctx context.Context, r io.Reader) (Stats, error) {
 	var st Stats
-	tr := tar.NewReader(ctxReader{ctx, r})
+	tr := tar.NewReader(ctxio.Reader(ctx, r))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -481,16 +483,4 @@ func specialBits(m int64) fs.FileMode {
 		b |= fs.ModeSticky
 	}
 	return b
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -82,7 +82,7 @@ func agentEnvdir(t *testing.T, c *pgtest.Cluster, store string, extra map[string
 	for k, v := range extra {
 		vars[k] = v
 	}
-	writeAgentEnvdir(t, dir, vars)
+	writeEnvdir(t, dir, vars)
 	return dir, addr
 }
 
@@ -259,7 +259,7 @@ func TestAgentBacksUpPrunesAndReportsItsState(t *testing.T) {
 	c, env, store, addr := archivingCluster(t, bin, map[string]string{"WALDEN_RETAIN": "2"})
 	logDir := c.MkDir(t, "agentlog")
 	logFile := filepath.Join(logDir, "agent.log")
-	writeAgentEnvdir(t, env, map[string]string{"WALDEN_LOG_FILE": logFile})
+	writeEnvdir(t, env, map[string]string{"WALDEN_LOG_FILE": logFile})
 	c.Pgbench(t, "-i", "-s", "1", "-q")
 
 	ag := startAgent(t, bin, env, c.Dir, addr, c.Env())
@@ -326,7 +326,7 @@ func TestAgentBacksUpPrunesAndReportsItsState(t *testing.T) {
 	}
 
 	// A broken configuration: logged, the old one kept.
-	writeAgentEnvdir(t, env, map[string]string{"WALDEN_BACKUP_SCHEDULE": "every night"})
+	writeEnvdir(t, env, map[string]string{"WALDEN_BACKUP_SCHEDULE": "every night"})
 	ag.signal(t, syscall.SIGHUP)
 	ag.waitLog(t, "MSG: configuration reload failed; keeping the previous configuration", 10*time.Second)
 	if !strings.Contains(ag.stderr.String(), "DETAIL: WALDEN_BACKUP_SCHEDULE: ") {
@@ -342,7 +342,7 @@ func TestAgentBacksUpPrunesAndReportsItsState(t *testing.T) {
 	}
 
 	// A good configuration: a slow disk rate, which the next backup uses.
-	writeAgentEnvdir(t, env, map[string]string{"WALDEN_BACKUP_SCHEDULE": "0 0 1 1 *", "WALDEN_DISK_RATE_LIMIT": "4MiB"})
+	writeEnvdir(t, env, map[string]string{"WALDEN_BACKUP_SCHEDULE": "0 0 1 1 *", "WALDEN_DISK_RATE_LIMIT": "4MiB"})
 	ag.signal(t, syscall.SIGHUP)
 	ag.waitLog(t, "MSG: configuration reloaded", 10*time.Second)
 	n := ag.count("MSG: base backup complete")
@@ -454,7 +454,7 @@ func TestAgentRefusesBadSettingsAtStartup(t *testing.T) {
 				"WALDEN_SOCKET":         filepath.Join(run, "bad.sock"),
 			}
 			vars[tc.name] = tc.value // an empty file unsets the variable
-			writeAgentEnvdir(t, env, vars)
+			writeEnvdir(t, env, vars)
 			if tc.value == "" {
 				os.WriteFile(filepath.Join(env, tc.name), nil, 0o644)
 			}
@@ -470,7 +470,7 @@ func TestAgentRefusesBadSettingsAtStartup(t *testing.T) {
 	}
 	t.Run("PGDATA=not a data directory", func(t *testing.T) {
 		env := filepath.Join(c.Base, "env-pgdata")
-		writeAgentEnvdir(t, env, map[string]string{"WALE_FILE_PREFIX": "file://localhost" + store, "WALE_LOG_DESTINATION": "stderr",
+		writeEnvdir(t, env, map[string]string{"WALE_FILE_PREFIX": "file://localhost" + store, "WALE_LOG_DESTINATION": "stderr",
 			"WALDEN_METRICS_LISTEN": freeAddr(t), "WALDEN_SOCKET": filepath.Join(run, "bad.sock"), "PGDATA": store})
 		_, errOut, code, _ := runWalden(t, nil, "", bin, "--envdir", env, "agent")
 		if code == 0 || !strings.Contains(errOut, "PGDATA") {
@@ -621,20 +621,6 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.Base, "run", "agent.sock")); !os.IsNotExist(err) {
 		t.Errorf("socket left after stop: %v", err)
 	}
-}
-
-// writeAgentEnvdir writes (or updates) an envdir readable by postgres.
-func writeAgentEnvdir(t *testing.T, dir string, vars map[string]string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range vars {
-		if err := os.WriteFile(filepath.Join(dir, k), []byte(v+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pgtest.Chown(t, dir)
 }
 
 func lastLines(s string, n int) string {

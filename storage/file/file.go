@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
 )
 
@@ -44,7 +45,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(f, ctxio.Reader(ctx, r)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -150,18 +151,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Local reports that lookups here cost no network round trip, so callers may

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
@@ -245,7 +246,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		w.ContentType = "application/octet-stream"
 	}
 	w.ProgressFunc = func(int64) { t.failed.Store(0) }
-	src := upload.WithContext(ctx, r)
+	src := ctxio.Reader(ctx, r)
 	if size >= 0 {
 		src = upload.Exact(src, size)
 	}

@@ -35,6 +35,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/walden-pg/walden/config"
+	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
@@ -310,7 +311,7 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 		bp := getBuf(int(size))
 		defer putBuf(bp)
 		buf := (*bp)[:size]
-		if _, err := io.ReadFull(upload.WithContext(ctx, r), buf); err != nil {
+		if _, err := io.ReadFull(ctxio.Reader(ctx, r), buf); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -332,7 +333,7 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 // putMultipart streams r through the upload manager in PartSize parts. On
 // any failure the upload is aborted so that no parts linger.
 func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectInput, r io.Reader, size int64) error {
-	body := upload.WithContext(ctx, r)
+	body := ctxio.Reader(ctx, r)
 	if size >= 0 {
 		// A short or long source must fail before CompleteMultipartUpload
 		// makes the object visible.

@@ -5,7 +5,6 @@
 package upload
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,19 +79,4 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
-}
-
-// WithContext reads r until ctx ends.
-func WithContext(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
