@@ -177,7 +177,7 @@ func helpText(prog, desc string, opts []opt, positionals []string) string {
 		if o.metavar != "" {
 			n += " " + o.metavar
 		}
-		if len(n) >= 22 {
+		if len(n) > 20 {
 			fmt.Fprintf(&b, "  %s\n  %-22s%s\n", n, "", o.help)
 		} else {
 			fmt.Fprintf(&b, "  %-22s%s\n", n, o.help)
