@@ -119,7 +119,7 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 	name := filepath.Base(j.path)
 	key := Dir + name + a.Format.Ext()
 	url := a.Prefix.PushURL(key)
-	data, err := os.ReadFile(j.path)
+	f, err := os.Open(j.path)
 	if err != nil {
 		if !j.explicit && errors.Is(err, fs.ErrNotExist) {
 			a.Log.Info(walelog.Upload, "skip parallel archiving of a file",
@@ -132,6 +132,7 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		}
 		return fmt.Errorf("wal-push: read %s: %w", j.path, err)
 	}
+	defer f.Close()
 	existing, found, err := a.locate(ctx, name)
 	if err != nil {
 		return fmt.Errorf("wal-push %s: looking for an existing copy: %w", name, err)
@@ -139,6 +140,10 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 	start := time.Now()
 	var sent int64
 	if found {
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return fmt.Errorf("wal-push: read %s: %w", j.path, err)
+		}
 		same, err := a.sameContent(ctx, existing, data)
 		if err != nil {
 			return fmt.Errorf("wal-push %s: comparing with the stored copy %s: %w", name, a.Prefix.URL(existing), err)
@@ -148,6 +153,9 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		}
 		url = a.Prefix.PushURL(existing)
 	} else {
+		// Streamed from the file into the compressor: no 16 MiB copy of
+		// the segment; the compressed object is buffered so that the store
+		// knows its size and can retry it.
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer bufPool.Put(buf)
@@ -155,7 +163,7 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		if err != nil {
 			return fmt.Errorf("wal-push %s: %w", name, err)
 		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := io.Copy(w, f); err != nil {
 			return fmt.Errorf("wal-push %s: compress: %w", name, err)
 		}
 		if err := w.Close(); err != nil {
