@@ -20,27 +20,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/internal/syncbuf"
 	"github.com/walden-pg/walden/schedule"
 	"github.com/walden-pg/walden/walelog"
 )
-
-// syncBuf collects log output written from several goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fake is a Backuper whose runs the test can hold, fail or count.
 type fake struct {
@@ -445,3 +428,6 @@ func TestReportTextNamesTheLatestBackup(t *testing.T) {
 		}
 	}
 }
+
+// syncBuf collects log output written from several goroutines.
+type syncBuf = syncbuf.Buffer

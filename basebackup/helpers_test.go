@@ -1,37 +1,18 @@
 package basebackup
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/walden-pg/walden/internal/syncbuf"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/file"
 	"github.com/walden-pg/walden/walelog"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testLogger() (*walelog.Logger, *syncBuffer) {
 	buf := &syncBuffer{}
@@ -90,3 +71,6 @@ func fixtureStore(t *testing.T) string {
 }
 
 func putOpts() storage.PutOptions { return storage.PutOptions{} }
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer = syncbuf.Buffer
