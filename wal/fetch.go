@@ -143,9 +143,13 @@ func unwrapPath(err error) error {
 }
 
 // promote moves a prefetched copy of name onto dest, waiting while a
-// running prefetch of it is still growing.
+// running prefetch of it is still growing. WAL-E polled every 0.5 s; a
+// finer poll promotes a download the moment it lands, and the same 0.5 s
+// without growth still means the helper is stuck and the caller should
+// download the segment itself.
 func (a *Archive) promote(pf *prefetchDirs, name, dest string) bool {
-	var last int64 = -1
+	const poll, stuck = 10 * time.Millisecond, 500 * time.Millisecond
+	last, lastGrowth := int64(-1), time.Now()
 	for {
 		if err := os.Rename(filepath.Join(pf.dir, name), dest); err == nil {
 			url := a.Prefix.URL(Dir + name + a.Format.Ext())
@@ -153,11 +157,15 @@ func (a *Archive) promote(pf *prefetchDirs, name, dest string) bool {
 			return true
 		}
 		size := pf.runningSize(name)
-		if size <= 0 || size <= last {
+		if size < 0 {
+			return false // no helper at work on it
+		}
+		if size > last {
+			last, lastGrowth = size, time.Now()
+		} else if time.Since(lastGrowth) >= stuck {
 			return false
 		}
-		last = size
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 
