@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # WAL archiving benchmark: 64 real 16 MiB segments from a pgbench run, pushed
-# one process at a time (as PostgreSQL's archiver does) and replayed through
-# restore_command-style calls with prefetch. Baselines in the same run:
-# `lzop -1 -c SEG > store/SEG.lzo` / `lzop -dc`, and pgBackRest's
-# archive-push / archive-get on the same segments.
+# one process at a time (as PostgreSQL's archiver does) and fetched one call
+# at a time with prefetch; then a real recovery of every archived segment
+# from a base copy taken before the load, through each restore_command.
+# Baselines in the same run: `lzop -1 -c SEG > store/SEG.lzo` / `lzop -dc`,
+# and pgBackRest's archive-push / archive-get on the same segments.
 # Usage: sudo bench/wal.sh   (needs postgresql-15, lzop, pgbackrest)
 set -euo pipefail
 N=${N:-64}
@@ -34,13 +35,17 @@ max_wal_size = 4GB
 CONF
 as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/sock/pg.log" -w start >/dev/null
 export PGHOST=$work/sock PGPORT=25999 PGUSER=postgres
+# The base copy the replay starts from, taken before any load.
+mkdir -p "$work/bb"; chown postgres "$work/bb"
+as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/pg_basebackup" -D "$work/bb/base" -X none -c fast >/dev/null 2>&1
 as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/pgbench" -i -s 20 -q postgres >/dev/null 2>&1
 while [ "$(ls "$work/segs" | grep -cE '^[0-9A-F]{24}$')" -lt "$N" ]; do
   as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/pgbench" -n -c 2 -T 5 postgres >/dev/null 2>&1
   as_pg env PGHOST=$PGHOST PGPORT=$PGPORT "$bindir/psql" -X -q -c 'select pg_switch_wal()' postgres >/dev/null
   sleep 1
 done
-segs=$(ls "$work/segs" | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
+allsegs=$(ls "$work/segs" | grep -E '^[0-9A-F]{24}$' | sort)
+segs=$(echo "$allsegs" | head -n "$N")
 mib=$((N * 16))
 
 # pgBackRest needs the stanza of the running cluster.
@@ -74,7 +79,7 @@ run_push() { # label, command template with SEG
   local label=$1; shift
   local t0 t1
   t0=$(now)
-  for s in $segs; do (cd "$work/src" && eval "$*") ; done
+  for s in $segs; do (cd "$work/src" && eval "$*") || { echo "$label failed on $s" >&2; exit 1; }; done
   t1=$(now)
   echo "$label $(echo "$N / ($t1 - $t0)" | bc -l) $(echo "$mib / ($t1 - $t0)" | bc -l)"
 }
@@ -84,13 +89,13 @@ run_fetch() {
   sleep 2; rm -rf "$work/dst" 2>/dev/null || { sleep 3; rm -rf "$work/dst"; }
   mkdir -p "$work/dst/pg_wal"; chown -R postgres "$work/dst"
   t0=$(now)
-  for s in $segs; do (cd "$work/dst" && eval "$*"); done
+  for s in $segs; do (cd "$work/dst" && eval "$*") || { echo "$label failed on $s" >&2; exit 1; }; done
   t1=$(now)
   echo "$label $(echo "$N / ($t1 - $t0)" | bc -l) $(echo "$mib / ($t1 - $t0)" | bc -l)"
 }
 
-mkdir -p "$work/store-lzop" "$work/env-lz4" "$work/env-lzo"
-chown -R postgres "$work/store-lzop"
+mkdir -p "$work/store-lzop" "$work/store-lz4" "$work/store-lzo" "$work/env-lz4" "$work/env-lzo"
+chown -R postgres "$work/store-lzop" "$work/store-lz4" "$work/store-lzo"
 echo "file://localhost$work/store-lz4" > "$work/env-lz4/WALE_FILE_PREFIX"
 echo "lz4" > "$work/env-lz4/WALDEN_COMPRESSION"
 echo "file://localhost$work/store-lzo" > "$work/env-lzo/WALE_FILE_PREFIX"
@@ -107,6 +112,49 @@ results=$(
   run_fetch "fetch:walden-lzo-p8" 'as_pg "$work/walden" --envdir "$work/env-lzo" wal-fetch -p 8 $s pg_wal/RECOVERYXLOG 2>/dev/null'
   run_fetch "fetch:pgbackrest-lz4" 'pgbr archive-get $s $work/dst/pg_wal/RECOVERYXLOG'
 )
+# A failed push must not pass for a fast one.
+for st in store-lzop store-lz4/wal_005 store-lzo/wal_005; do
+  [ "$(ls "$work/$st" | wc -l)" -ge "$N" ] || { echo "only $(ls "$work/$st" | wc -l) objects in $st" >&2; exit 1; }
+done
+
+# Every archived segment must be in each store for the replay.
+for s in $allsegs; do
+  [ -f "$work/src/pg_wal/$s" ] && continue
+  cp "$work/segs/$s" "$work/src/pg_wal/$s"; chown postgres "$work/src/pg_wal/$s"
+  (cd "$work/src" && as_pg sh -c "lzop -1 -c pg_wal/$s > $work/store-lzop/$s.lzo")
+  (cd "$work/src" && as_pg "$work/walden" --envdir "$work/env-lz4" wal-push pg_wal/$s 2>/dev/null)
+  (cd "$work/src" && as_pg "$work/walden" --envdir "$work/env-lzo" wal-push pg_wal/$s 2>/dev/null)
+  pgbr archive-push "$work/src/pg_wal/$s" >/dev/null 2>&1 || true
+done
+nall=$(echo "$allsegs" | wc -l)
+
+replay() { # label, restore_command: a real recovery of every archived segment
+  local label=$1 cmd=$2 t0 t1
+  rm -rf "$work/replay"; cp -a "$work/bb/base" "$work/replay"; chown -R postgres "$work/replay"; chmod 700 "$work/replay"
+  cat >> "$work/replay/postgresql.conf" <<CONF
+port = 25998
+archive_mode = off
+restore_command = '$cmd'
+CONF
+  touch "$work/replay/recovery.signal"; chown postgres "$work/replay/recovery.signal"
+  t0=$(now)
+  as_pg "$bindir/pg_ctl" -D "$work/replay" -l "$work/sock/replay-$label.log" -t 600 start >/dev/null || {
+    echo "replay $label failed to start; see $work/sock/replay-$label.log" >&2; exit 1; }
+  local tries=0
+  until [ "$(as_pg env PGHOST=$PGHOST PGPORT=25998 "$bindir/psql" -X -A -t -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+    tries=$((tries + 1)); [ $tries -lt 6000 ] || { echo "replay $label did not finish; see $work/sock/replay-$label.log" >&2; tail "$work/sock/replay-$label.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  t1=$(now)
+  as_pg "$bindir/pg_ctl" -D "$work/replay" -m immediate stop >/dev/null
+  echo "replay:$label $(echo "$nall / ($t1 - $t0)" | bc -l) $(echo "$nall * 16 / ($t1 - $t0)" | bc -l)"
+}
+results="$results
+$(replay lzop-dc-baseline "test -f $work/store-lzop/%f.lzo && lzop -dc $work/store-lzop/%f.lzo > %p")
+$(replay walden-lz4-p8 "$work/walden --envdir $work/env-lz4 wal-fetch -p 8 %f %p")
+$(replay walden-lzo-p8 "$work/walden --envdir $work/env-lzo wal-fetch -p 8 %f %p")
+$(replay pgbackrest-lz4 "pgbackrest --config=$work/pgbr/pgbackrest.conf --stanza=bench --pg1-path=$work/replay archive-get %f %p")"
+
 echo
 printf '%-26s %10s %10s %8s\n' case segments/s MiB/s ratio
 echo "$results" | awk '
@@ -114,4 +162,4 @@ echo "$results" | awk '
     if ($1 ~ /baseline/) base[kind]=$2 }
   END { for (i=1; i<=NR; i++) { c=order[i]; split(c, k, ":");
         printf "%-26s %10.1f %10.1f %7.2fx\n", c, seg[c], mibs[c], seg[c]/base[k[1]] } }'
-echo "(ratio: segments/s against the lzop baseline of the same direction, same run; $N segments of 16 MiB)"
+echo "(ratio: segments/s against the lzop baseline of the same kind, same run; push/fetch: $N segments of 16 MiB, one call at a time; replay: PostgreSQL recovering all $nall archived segments from a base copy, start to promotion)"
