@@ -12,6 +12,13 @@ import (
 // ErrNotFound is returned (wrapped) by Get, Head and Open when the object does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrExists is returned (wrapped) by a Put with IfAbsent when the key
+// already holds an object: the write did not happen.
+var ErrExists = errors.New("object already exists")
+
+// IsExists reports whether err means a create-if-absent Put found the key taken.
+func IsExists(err error) bool { return errors.Is(err, ErrExists) }
+
 // Object describes one stored object. Key is relative to the store's prefix
 // (for example "wal_005/000000010000000000000001.lzo").
 type Object struct {
@@ -23,6 +30,10 @@ type Object struct {
 // PutOptions carries per-object metadata.
 type PutOptions struct {
 	ContentType string // "" means the backend default (application/octet-stream)
+	// IfAbsent makes the Put atomic create-if-absent: when the key exists
+	// the store is left unchanged and Put returns an error wrapping
+	// ErrExists. Two racing writers of one key: exactly one wins.
+	IfAbsent bool
 }
 
 // Store is what every backend implements. Keys are always relative to the

@@ -57,7 +57,19 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if opts.IfAbsent {
+		// link(2) fails with EEXIST instead of replacing: create-if-absent.
+		err := os.Link(tmp, dst)
+		os.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			ok = true
+			return fmt.Errorf("put %s: %w", key, storage.ErrExists)
+		}
+		if err != nil {
+			ok = true
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+	} else if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	ok = true

@@ -70,3 +70,48 @@ func TestPutGetListDeleteRoundTrip(t *testing.T) {
 		t.Fatalf("deleting a missing object: %v", err)
 	}
 }
+
+func TestRacingIfAbsentPutsLeaveExactlyOneWinnerAndItsContent(t *testing.T) {
+	s := New(t.TempDir())
+	ctx := context.Background()
+	for round := 0; round < 50; round++ {
+		key := "wal_005/" + strings.Repeat("0", 23) + string(rune('A'+round%6)) + ".lz4"
+		s.Delete(ctx, key)
+		const writers = 4
+		errs := make(chan error, writers)
+		for w := 0; w < writers; w++ {
+			go func(w int) {
+				body := strings.Repeat(string(rune('a'+w)), 1<<16)
+				errs <- s.Put(ctx, key, strings.NewReader(body), int64(len(body)), storage.PutOptions{IfAbsent: true})
+			}(w)
+		}
+		wins := 0
+		for w := 0; w < writers; w++ {
+			err := <-errs
+			switch {
+			case err == nil:
+				wins++
+			case !storage.IsExists(err):
+				t.Fatalf("round %d: unexpected error %v", round, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d writers won, want exactly 1", round, wins)
+		}
+		rc, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if len(b) != 1<<16 || strings.Count(string(b), string(b[0])) != len(b) {
+			t.Fatalf("round %d: stored object mixes writers", round)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.root, "wal_005"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
