@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -78,6 +79,8 @@ type Store struct {
 	attempts int
 	opts     resume.Options
 	secrets  []string // removed from every error message
+
+	bucketSeen atomic.Bool // HeadBucket found the bucket once
 }
 
 var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -367,9 +370,37 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil {
+		if isNotFound(err) {
+			// A HEAD answer has no body: a missing bucket looks like a
+			// missing object unless the bucket is asked about.
+			if berr := s.checkBucket(ctx); berr != nil {
+				err = berr
+			}
+		}
 		return storage.Object{}, s.fail("head", key, err)
 	}
 	return storage.Object{Key: key, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified)}, nil
+}
+
+// checkBucket returns the error of a HeadBucket that finds no bucket (as
+// a NoSuchBucket API error), nil otherwise; a bucket seen once is not
+// asked about again.
+func (s *Store) checkBucket(ctx context.Context) error {
+	if s.bucketSeen.Load() {
+		return nil
+	}
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	if err == nil {
+		s.bucketSeen.Store(true)
+		return nil
+	}
+	var nb *types.NoSuchBucket
+	var nf *types.NotFound
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &nb) || errors.As(err, &nf) || errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return &smithy.GenericAPIError{Code: "NoSuchBucket", Message: "The specified bucket does not exist"}
+	}
+	return nil
 }
 
 // List returns every object whose key starts with prefix, sorted by key.
@@ -504,7 +535,16 @@ func (s *Store) fail(op, key string, err error) error {
 	if isNotFound(err) && op != "delete" && op != "list" {
 		return &opError{msg: fmt.Sprintf("s3 %s %s: %v", op, key, storage.ErrNotFound), err: storage.ErrNotFound}
 	}
+	if isNoSuchBucket(err) {
+		return &opError{msg: redact(fmt.Sprintf("s3 %s %s: bucket %q does not exist", op, key, s.bucket), s.secrets), err: err}
+	}
 	return &opError{msg: redact(fmt.Sprintf("s3 %s %s: %s", op, key, s.cause(err)), s.secrets), err: err}
+}
+
+func isNoSuchBucket(err error) bool {
+	var nb *types.NoSuchBucket
+	var api smithy.APIError
+	return errors.As(err, &nb) || errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket"
 }
 
 // cause describes err in one line, prefixed with the attempt count when the
