@@ -66,6 +66,13 @@ func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 // connection is given up and the rest re-requested (default 2 min).
 func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
 
+// WithRequestLimits sets how long a request may wait for its answer
+// (response, plus perMiB per MiB it sends) and how long an operation may
+// make no progress (idle; 0 disables that bound).
+func WithRequestLimits(response, perMiB, idle time.Duration) Option {
+	return resume.WithRequestLimits(response, perMiB, idle)
+}
+
 var _ storage.Store = (*Store)(nil)
 
 // Store is a GCS bucket and WAL-E path prefix.

@@ -38,6 +38,7 @@ import (
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/deadline"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
 )
@@ -66,6 +67,13 @@ func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 // connection is given up and the rest re-requested (default 2 min). There
 // is no overall timeout: large objects take as long as they take.
 func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
+
+// WithRequestLimits sets how long a request may wait for its answer
+// (response, plus perMiB per MiB it sends) and how long an operation may
+// make no progress (idle; 0 disables that bound).
+func WithRequestLimits(response, perMiB, idle time.Duration) Option {
+	return resume.WithRequestLimits(response, perMiB, idle)
+}
 
 var _ storage.Store = (*Store)(nil)
 
@@ -123,6 +131,7 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 
 	load := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
+		// A BuildableClient, so that AWS_CA_BUNDLE can be applied to it.
 		awsconfig.WithHTTPClient(newHTTPClient()),
 		awsconfig.WithRetryer(func() aws.Retryer { return retryer }),
 		// "auto" would ask the instance metadata service which environment
@@ -157,6 +166,7 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 		return nil, errors.New("s3: loading AWS configuration: " + redact(err.Error(), secrets))
 	}
 	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		so.HTTPClient = bounded(so.HTTPClient, o)
 		so.UsePathStyle = pathStyle
 		so.BaseEndpoint = nil
 		if endpoint != "" {
@@ -196,7 +206,7 @@ func newRetryer(attempts int, maxBackoff time.Duration) aws.Retryer {
 		// A response cut off while its XML is decoded is as transient as
 		// one cut off before the headers.
 		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) || deadline.IsHang(err) {
 				return aws.TrueTernary
 			}
 			return aws.UnknownTernary
@@ -204,9 +214,9 @@ func newRetryer(attempts int, maxBackoff time.Duration) aws.Retryer {
 	})
 }
 
-// newHTTPClient keeps connections alive and bounds connecting and waiting
-// for response headers, but sets no overall timeout: bodies stream for as
-// long as they need (stalls are caught by the download watchdog).
+// newHTTPClient keeps connections alive and bounds connecting, every
+// request (deadline.Transport: the answer, the upload body, the response
+// body) and waiting for response headers.
 func newHTTPClient() *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) {
@@ -219,6 +229,24 @@ func newHTTPClient() *awshttp.BuildableClient {
 			t.IdleConnTimeout = 90 * time.Second
 			t.MaxIdleConnsPerHost = 64
 		})
+}
+
+// bounded puts deadline.Transport in front of the configured client's
+// transport.
+func bounded(c aws.HTTPClient, o resume.Options) aws.HTTPClient {
+	bc, ok := c.(*awshttp.BuildableClient)
+	if !ok {
+		return c
+	}
+	return &http.Client{
+		Transport: &deadline.Transport{Base: bc.GetTransport(), Limits: limits(o)},
+		// S3 answers a wrong region with a redirect the SDK reports.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func limits(o resume.Options) deadline.Limits {
+	return deadline.Limits{Response: o.Response, PerMiB: o.PerMiB, Stall: o.StallTimeout, Idle: o.Idle}
 }
 
 // virtualHostable reports whether bucket can be addressed as
@@ -270,6 +298,8 @@ func (s *Store) rel(k string) (string, bool) {
 
 // Put uploads r under key. size is r's length, or -1 when unknown.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	ct := opts.ContentType
 	if ct == "" {
 		// What boto sent for WAL and partitions (wal-e-compat.md 3.7).
@@ -328,7 +358,7 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 	in.Body = body
 	in.ContentLength = aws.Int64(size)
 	if _, err := s.client.PutObject(ctx, in); err != nil {
-		return s.fail("put", key, err)
+		return s.fail("put", key, hung(ctx, err))
 	}
 	return nil
 }
@@ -348,7 +378,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 	if err == nil {
 		return nil
 	}
-	out := s.fail("put", key, err)
+	out := s.fail("put", key, hung(ctx, err))
 	var mu manager.MultiUploadFailure
 	if errors.As(err, &mu) && mu.UploadID() != "" {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
@@ -368,6 +398,8 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 
 // Head returns the object's size and modification time.
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil {
 		if isNotFound(err) {
@@ -377,7 +409,7 @@ func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
 				err = berr
 			}
 		}
-		return storage.Object{}, s.fail("head", key, err)
+		return storage.Object{}, s.fail("head", key, hung(ctx, err))
 	}
 	return storage.Object{Key: key, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified)}, nil
 }
@@ -405,6 +437,8 @@ func (s *Store) checkBucket(ctx context.Context) error {
 
 // List returns every object whose key starts with prefix, sorted by key.
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)}
 	if p := s.key(prefix); p != "" {
 		in.Prefix = aws.String(p)
@@ -414,7 +448,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, s.fail("list", prefix, err)
+			return nil, s.fail("list", prefix, hung(ctx, err))
 		}
 		for _, o := range page.Contents {
 			k, ok := s.rel(aws.ToString(o.Key))
@@ -430,9 +464,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 
 // Delete removes the object; a missing object is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil && !isNotFound(err) {
-		return s.fail("delete", key, err)
+		return s.fail("delete", key, hung(ctx, err))
 	}
 	return nil
 }
@@ -469,6 +505,8 @@ func (e *DeleteError) Error() string {
 // not delete, and keys of batches that failed as a whole, are reported in a
 // *DeleteError; missing keys are not failures.
 func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	derr := &DeleteError{Total: len(keys)}
 	for start := 0; start < len(keys); start += deleteBatch {
 		batch := keys[start:min(start+deleteBatch, len(keys))]
@@ -484,7 +522,7 @@ func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})
 		if err != nil {
-			reason := s.cause(err)
+			reason := s.cause(hung(ctx, err))
 			for _, k := range batch {
 				derr.Failures = append(derr.Failures, DeleteFailure{Key: k, Reason: reason})
 			}
@@ -541,6 +579,15 @@ func (s *Store) fail(op, key string, err error) error {
 	return &opError{msg: redact(fmt.Sprintf("s3 %s %s: %s", op, key, s.cause(err)), s.secrets), err: err}
 }
 
+// hung replaces err by the *deadline.HangError that ended ctx, if one did:
+// the SDK reports only that its context was cancelled.
+func hung(ctx context.Context, err error) error {
+	if h := deadline.Cause(ctx); h != nil {
+		return h
+	}
+	return err
+}
+
 func isNoSuchBucket(err error) bool {
 	var nb *types.NoSuchBucket
 	var api smithy.APIError
@@ -562,6 +609,10 @@ func (s *Store) cause(err error) string {
 }
 
 func describe(err error) string {
+	var hang *deadline.HangError
+	if errors.As(err, &hang) {
+		return hang.Error()
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		d := api.ErrorCode()
