@@ -46,6 +46,11 @@ func ParsePrefix(raw string) (Prefix, error) {
 	if path != "" && !strings.HasSuffix(path, "/") {
 		path += "/"
 	}
+	if scheme == "file" && p.Store != "" && !strings.EqualFold(p.Store, "localhost") {
+		// A file prefix is a local directory; a host would be silently
+		// ignored and the archive written to this machine instead.
+		return Prefix{}, fmt.Errorf("file prefix %q names host %q: only file://localhost/PATH or file:///PATH (this machine) are supported", raw, p.Store)
+	}
 	if scheme == "file" && path == "" {
 		return Prefix{}, fmt.Errorf("file prefix %q names no directory", raw)
 	}

@@ -29,3 +29,18 @@ func TestRawPathKeepsLeadingSlashesAsTyped(t *testing.T) {
 		t.Errorf("without Raw: %q", got)
 	}
 }
+
+func TestFilePrefixRefusesAnotherHost(t *testing.T) {
+	for _, ok := range []string{"file:///var/lib/store", "file://localhost/var/lib/store", "file://LOCALHOST/var/lib/store"} {
+		if _, err := ParsePrefix(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	_, err := ParsePrefix("file://otherhost/var/lib/store")
+	if err == nil {
+		t.Fatal("file://otherhost/... was accepted")
+	}
+	if want := `file prefix "file://otherhost/var/lib/store" names host "otherhost": only file://localhost/PATH or file:///PATH (this machine) are supported`; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+}

@@ -28,6 +28,9 @@ func newFixture(t *testing.T, compression string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
+	if err := os.Mkdir(store, 0o755); err != nil { // the store's root is the operator's to create
+		t.Fatal(err)
+	}
 	p, err := storage.ParsePrefix("file://localhost" + store)
 	if err != nil {
 		t.Fatal(err)

@@ -270,6 +270,9 @@ func TestCheckAgainstRealPostgres(t *testing.T) {
 		if err := os.Mkdir(ro, 0o755); err != nil { // root's, so postgres cannot write
 			t.Fatal(err)
 		}
+		if err := os.Mkdir(ro+"/store", 0o755); err != nil { // the store's root exists, but is root's too
+			t.Fatal(err)
+		}
 		env := filepath.Join(pg.Base, "env-ro")
 		writeEnvdir(t, env, merged(base, map[string]string{"WALE_FILE_PREFIX": "file://localhost" + ro + "/store"}))
 		line := wantOneProblem(t, runCheck(t, bin, env), "store: cannot write to file://localhost"+ro+"/store: ")

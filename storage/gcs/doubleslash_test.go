@@ -162,9 +162,10 @@ func TestDoubleSlashPrefixMissingEverywhereIsErrNotFound(t *testing.T) {
 	if err := s.Delete(ctx, "wal_005/nope"); err != nil {
 		t.Errorf("delete: %v", err)
 	}
-	// Each form once, none retried.
-	if n := f.Count(); n != 6 {
-		t.Errorf("%d requests, want 6", n)
+	// Each form once, none retried, and the bucket once (a missing
+	// bucket must not read as a missing object).
+	if n := f.Count(); n != 7 {
+		t.Errorf("%d requests, want 7", n)
 	}
 }
 

@@ -66,6 +66,13 @@ func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 // connection is given up and the rest re-requested (default 2 min).
 func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
 
+// WithRequestLimits sets how long a request may wait for its answer
+// (response, plus perMiB per MiB it sends) and how long an operation may
+// make no progress (idle; 0 disables that bound).
+func WithRequestLimits(response, perMiB, idle time.Duration) Option {
+	return resume.WithRequestLimits(response, perMiB, idle)
+}
+
 var _ storage.Store = (*Store)(nil)
 
 // Store is a GCS bucket and WAL-E path prefix.
@@ -79,6 +86,8 @@ type Store struct {
 	backoff  gax.Backoff
 	opts     resume.Options
 	copts    []option.ClientOption
+
+	bucketSeen atomic.Bool // the bucket was found once
 
 	mu     sync.Mutex
 	client *gstorage.Client // created on first use unless New could do it offline
@@ -260,6 +269,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err := w.Close(); err != nil {
 		return s.fail(ctx, "put", key, err)
 	}
+	s.bucketSeen.Store(true)
 	return nil
 }
 
@@ -328,6 +338,7 @@ func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
 		if err != nil {
 			return storage.Object{}, s.fail(ctx, "head", key, err)
 		}
+		s.bucketSeen.Store(true)
 		return storage.Object{Key: key, Size: a.Size, Modified: a.Updated}, nil
 	}
 }
@@ -366,6 +377,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 			out = append(out, storage.Object{Key: k, Size: a.Size, Modified: a.Updated})
 		}
 	}
+	s.bucketSeen.Store(true)
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
@@ -399,8 +411,22 @@ func (e *opError) Unwrap() error { return e.err }
 // after N attempts: <cause>" when a transient error outlived the retries.
 // A missing object wraps storage.ErrNotFound.
 func (s *Store) fail(ctx context.Context, op, key string, err error) error {
-	if errors.Is(err, gstorage.ErrObjectNotExist) && op != "delete" && op != "list" {
-		return &opError{msg: fmt.Sprintf("gcs %s %s: %v", op, key, storage.ErrNotFound), err: storage.ErrNotFound}
+	bucketGone := errors.Is(err, gstorage.ErrBucketNotExist)
+	if !bucketGone && errors.Is(err, gstorage.ErrObjectNotExist) && op != "delete" && op != "list" {
+		// The library reports a missing bucket as a missing object on
+		// reads: ask about the bucket before answering "not found".
+		if !s.bucketMissing(ctx) {
+			return &opError{msg: fmt.Sprintf("gcs %s %s: %v", op, key, storage.ErrNotFound), err: storage.ErrNotFound}
+		}
+		bucketGone = true
+	}
+	var ge *googleapi.Error
+	if !bucketGone && (op == "put" || op == "list") && errors.As(err, &ge) && ge.Code == http.StatusNotFound {
+		// Neither an upload nor a listing needs an object to exist.
+		bucketGone = true
+	}
+	if bucketGone {
+		return &opError{msg: fmt.Sprintf("gcs %s %s: bucket %q does not exist", op, key, s.bucket), err: err}
 	}
 	cause := rootCause(err)
 	var gu *resume.GaveUp
@@ -415,6 +441,24 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, s.attempts, describe(cause))), err: err}
 	}
 	return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: %s", op, key, describe(cause))), err: err}
+}
+
+// bucketMissing reports whether the bucket is known not to exist; a
+// bucket seen once is not asked about again.
+func (s *Store) bucketMissing(ctx context.Context) bool {
+	if s.bucketSeen.Load() {
+		return false
+	}
+	b, err := s.bucketHandle(ctx)
+	if err != nil {
+		return false
+	}
+	t := &tries{max: int64(s.attempts)}
+	_, err = b.Retryer(s.retryOptions(t)...).Attrs(ctx)
+	if err == nil {
+		s.bucketSeen.Store(true)
+	}
+	return errors.Is(err, gstorage.ErrBucketNotExist)
 }
 
 // rootCause strips the library's retry wrappers, whose texts repeat what

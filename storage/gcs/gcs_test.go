@@ -197,8 +197,9 @@ func TestMissingObjectIsErrNotFound(t *testing.T) {
 	f := newFake(t)
 	s := f.store(t, "gs://"+testBucket+"/p", 3)
 	faketest.AssertMissing(t, s, "wal_005/nope")
-	if n := f.Count(); n != 2 {
-		t.Errorf("%d requests, want 2: not found is not retried", n)
+	// Get and Head once each, and the bucket once.
+	if n := f.Count(); n != 3 {
+		t.Errorf("%d requests, want 3: not found is not retried", n)
 	}
 }
 

@@ -38,6 +38,17 @@ func Attempts(retries int) int {
 type Options struct {
 	MaxBackoff   time.Duration // cap of the exponential backoff between attempts
 	StallTimeout time.Duration // a download receiving nothing this long is re-requested
+	// Request bounds (deadline.Limits; its Stall is StallTimeout).
+	Response time.Duration // answer wait of a request, beyond PerMiB per MiB of its body
+	PerMiB   time.Duration
+	Idle     time.Duration // an operation without progress this long fails
+}
+
+// WithRequestLimits sets how long a request may wait for its answer
+// (response, plus perMiB for each MiB it sends) and how long a whole
+// operation may go without progress (defaults 60 s, 8 s, 10 min).
+func WithRequestLimits(response, perMiB, idle time.Duration) Option {
+	return func(o *Options) { o.Response, o.PerMiB, o.Idle = response, perMiB, idle }
 }
 
 // Option adjusts a store's Options; tests use it to shorten waits.
@@ -53,12 +64,18 @@ func WithStallTimeout(d time.Duration) Option { return func(o *Options) { o.Stal
 
 // NewOptions applies opts to the defaults.
 func NewOptions(opts ...Option) Options {
-	o := Options{MaxBackoff: DefaultMaxBackoff, StallTimeout: DefaultStallTimeout}
+	o := Options{MaxBackoff: DefaultMaxBackoff, StallTimeout: DefaultStallTimeout,
+		Response: 60 * time.Second, PerMiB: 8 * time.Second, Idle: 10 * time.Minute}
 	for _, f := range opts {
 		f(&o)
 	}
 	return o
 }
+
+// ProgressFloor is what a connection must deliver before it breaks for the
+// break not to count against the attempts: a server that cuts every
+// response after a few bytes is failing, not slowly succeeding.
+const ProgressFloor = 1 << 20
 
 // GaveUp marks a download that broke more often than the attempt count.
 type GaveUp struct {
@@ -86,8 +103,10 @@ type Opener func(ctx context.Context, offset int64) (body io.ReadCloser, size in
 
 // Config describes one download.
 type Config struct {
-	Open     Opener
-	Attempts int // consecutive failed reads without progress that end it
+	Open Opener
+	// Attempts bounds the connections that break having delivered less
+	// than ProgressFloor: that many in a row end the download.
+	Attempts int
 	Options  Options
 	// Fail turns the error that ends the download (a GaveUp, a context
 	// error, a failed re-request, ErrClosed) into the backend's one-line
@@ -110,6 +129,7 @@ type Reader struct {
 	stalled *atomic.Bool
 
 	fails int
+	got   int64 // bytes delivered by the current connection
 	err   error // sticky
 }
 
@@ -134,7 +154,7 @@ func (r *Reader) open() error {
 		r.size = size
 	}
 	stalled := new(atomic.Bool)
-	r.body, r.cancel, r.stalled = body, cancel, stalled
+	r.body, r.cancel, r.stalled, r.got = body, cancel, stalled, 0
 	r.watch = time.AfterFunc(time.Hour, func() {
 		stalled.Store(true)
 		cancel()
@@ -173,9 +193,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		n, err := r.body.Read(p)
 		r.watch.Stop()
 		r.off += int64(n)
-		if n > 0 {
-			r.fails = 0
-		}
+		r.got += int64(n)
 		if err == nil {
 			return n, nil
 		}
@@ -192,7 +210,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if r.stalled.Load() {
 			err = fmt.Errorf("%w: nothing received for %s", ErrStalled, r.c.Options.StallTimeout)
 		}
-		// The connection broke: drop it and re-request the rest.
+		// The connection broke: drop it and re-request the rest. Only a
+		// connection that delivered ProgressFloor earns a fresh budget.
+		if r.got >= ProgressFloor {
+			r.fails = 0
+		}
 		r.closeBody()
 		r.fails++
 		if r.fails >= r.c.Attempts {

@@ -43,7 +43,7 @@ func TestShortBodiesAreResumedFromTheOffsetReached(t *testing.T) {
 		// size tells that the object is not complete.
 		return io.NopCloser(bytes.NewReader(rest[:min(20, len(rest))]))
 	}}
-	got, err := read(t, o, 2, fast)
+	got, err := read(t, o, 3, fast)
 	if err != nil || !bytes.Equal(got, o.data) {
 		t.Fatalf("got %q, %v", got, err)
 	}
@@ -149,5 +149,35 @@ func TestAttemptsAndDefaults(t *testing.T) {
 	}
 	if o := NewOptions(); o.MaxBackoff != DefaultMaxBackoff || o.StallTimeout != DefaultStallTimeout {
 		t.Errorf("defaults %+v", o)
+	}
+}
+
+func TestConnectionsThatBreakAfterAFewBytesUseUpTheAttempts(t *testing.T) {
+	// Each connection delivers 10 bytes and breaks: progress of a sort,
+	// but without a bound that is one request per 10 bytes.
+	o := &object{data: bytes.Repeat([]byte("x"), 1000), body: func(_ context.Context, _ int, rest []byte) io.ReadCloser {
+		return io.NopCloser(bytes.NewReader(rest[:min(10, len(rest))]))
+	}}
+	got, err := read(t, o, 3, fast)
+	var gu *GaveUp
+	if !errors.As(err, &gu) || gu.Attempts != 3 || len(got) != 30 {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	if len(o.offsets) != 3 {
+		t.Errorf("%d requests, want 3", len(o.offsets))
+	}
+}
+
+func TestAConnectionDeliveringTheFloorEarnsAFreshBudget(t *testing.T) {
+	size := 3*ProgressFloor + 100
+	o := &object{data: bytes.Repeat([]byte("y"), size), body: func(_ context.Context, n int, rest []byte) io.ReadCloser {
+		if n%2 == 1 { // every other connection breaks at once, the others after the floor
+			return io.NopCloser(bytes.NewReader(rest[:min(ProgressFloor, len(rest))]))
+		}
+		return io.NopCloser(bytes.NewReader(nil))
+	}}
+	got, err := read(t, o, 3, fast)
+	if err != nil || len(got) != size {
+		t.Fatalf("got %d bytes, %v", len(got), err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,6 +38,7 @@ import (
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/deadline"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
 )
@@ -66,6 +68,13 @@ func WithBackoff(max time.Duration) Option { return resume.WithBackoff(max) }
 // is no overall timeout: large objects take as long as they take.
 func WithStallTimeout(d time.Duration) Option { return resume.WithStallTimeout(d) }
 
+// WithRequestLimits sets how long a request may wait for its answer
+// (response, plus perMiB per MiB it sends) and how long an operation may
+// make no progress (idle; 0 disables that bound).
+func WithRequestLimits(response, perMiB, idle time.Duration) Option {
+	return resume.WithRequestLimits(response, perMiB, idle)
+}
+
 var _ storage.Store = (*Store)(nil)
 
 // Store is an S3 bucket and WAL-E path prefix.
@@ -78,6 +87,8 @@ type Store struct {
 	attempts int
 	opts     resume.Options
 	secrets  []string // removed from every error message
+
+	bucketSeen atomic.Bool // HeadBucket found the bucket once
 }
 
 var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -120,6 +131,7 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 
 	load := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
+		// A BuildableClient, so that AWS_CA_BUNDLE can be applied to it.
 		awsconfig.WithHTTPClient(newHTTPClient()),
 		awsconfig.WithRetryer(func() aws.Retryer { return retryer }),
 		// "auto" would ask the instance metadata service which environment
@@ -154,6 +166,7 @@ func New(ctx context.Context, p storage.Prefix, c config.S3, retries int, opts .
 		return nil, errors.New("s3: loading AWS configuration: " + redact(err.Error(), secrets))
 	}
 	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		so.HTTPClient = bounded(so.HTTPClient, o)
 		so.UsePathStyle = pathStyle
 		so.BaseEndpoint = nil
 		if endpoint != "" {
@@ -193,7 +206,7 @@ func newRetryer(attempts int, maxBackoff time.Duration) aws.Retryer {
 		// A response cut off while its XML is decoded is as transient as
 		// one cut off before the headers.
 		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) || deadline.IsHang(err) {
 				return aws.TrueTernary
 			}
 			return aws.UnknownTernary
@@ -201,9 +214,9 @@ func newRetryer(attempts int, maxBackoff time.Duration) aws.Retryer {
 	})
 }
 
-// newHTTPClient keeps connections alive and bounds connecting and waiting
-// for response headers, but sets no overall timeout: bodies stream for as
-// long as they need (stalls are caught by the download watchdog).
+// newHTTPClient keeps connections alive and bounds connecting, every
+// request (deadline.Transport: the answer, the upload body, the response
+// body) and waiting for response headers.
 func newHTTPClient() *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) {
@@ -216,6 +229,24 @@ func newHTTPClient() *awshttp.BuildableClient {
 			t.IdleConnTimeout = 90 * time.Second
 			t.MaxIdleConnsPerHost = 64
 		})
+}
+
+// bounded puts deadline.Transport in front of the configured client's
+// transport.
+func bounded(c aws.HTTPClient, o resume.Options) aws.HTTPClient {
+	bc, ok := c.(*awshttp.BuildableClient)
+	if !ok {
+		return c
+	}
+	return &http.Client{
+		Transport: &deadline.Transport{Base: bc.GetTransport(), Limits: limits(o)},
+		// S3 answers a wrong region with a redirect the SDK reports.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func limits(o resume.Options) deadline.Limits {
+	return deadline.Limits{Response: o.Response, PerMiB: o.PerMiB, Stall: o.StallTimeout, Idle: o.Idle}
 }
 
 // virtualHostable reports whether bucket can be addressed as
@@ -267,6 +298,8 @@ func (s *Store) rel(k string) (string, bool) {
 
 // Put uploads r under key. size is r's length, or -1 when unknown.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	ct := opts.ContentType
 	if ct == "" {
 		// What boto sent for WAL and partitions (wal-e-compat.md 3.7).
@@ -325,7 +358,7 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 	in.Body = body
 	in.ContentLength = aws.Int64(size)
 	if _, err := s.client.PutObject(ctx, in); err != nil {
-		return s.fail("put", key, err)
+		return s.fail("put", key, hung(ctx, err))
 	}
 	return nil
 }
@@ -345,7 +378,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 	if err == nil {
 		return nil
 	}
-	out := s.fail("put", key, err)
+	out := s.fail("put", key, hung(ctx, err))
 	var mu manager.MultiUploadFailure
 	if errors.As(err, &mu) && mu.UploadID() != "" {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
@@ -365,15 +398,47 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 
 // Head returns the object's size and modification time.
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil {
-		return storage.Object{}, s.fail("head", key, err)
+		if isNotFound(err) {
+			// A HEAD answer has no body: a missing bucket looks like a
+			// missing object unless the bucket is asked about.
+			if berr := s.checkBucket(ctx); berr != nil {
+				err = berr
+			}
+		}
+		return storage.Object{}, s.fail("head", key, hung(ctx, err))
 	}
 	return storage.Object{Key: key, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified)}, nil
 }
 
+// checkBucket returns the error of a HeadBucket that finds no bucket (as
+// a NoSuchBucket API error), nil otherwise; a bucket seen once is not
+// asked about again.
+func (s *Store) checkBucket(ctx context.Context) error {
+	if s.bucketSeen.Load() {
+		return nil
+	}
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	if err == nil {
+		s.bucketSeen.Store(true)
+		return nil
+	}
+	var nb *types.NoSuchBucket
+	var nf *types.NotFound
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &nb) || errors.As(err, &nf) || errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return &smithy.GenericAPIError{Code: "NoSuchBucket", Message: "The specified bucket does not exist"}
+	}
+	return nil
+}
+
 // List returns every object whose key starts with prefix, sorted by key.
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)}
 	if p := s.key(prefix); p != "" {
 		in.Prefix = aws.String(p)
@@ -383,7 +448,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, s.fail("list", prefix, err)
+			return nil, s.fail("list", prefix, hung(ctx, err))
 		}
 		for _, o := range page.Contents {
 			k, ok := s.rel(aws.ToString(o.Key))
@@ -399,9 +464,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 
 // Delete removes the object; a missing object is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(key))})
 	if err != nil && !isNotFound(err) {
-		return s.fail("delete", key, err)
+		return s.fail("delete", key, hung(ctx, err))
 	}
 	return nil
 }
@@ -438,6 +505,8 @@ func (e *DeleteError) Error() string {
 // not delete, and keys of batches that failed as a whole, are reported in a
 // *DeleteError; missing keys are not failures.
 func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	derr := &DeleteError{Total: len(keys)}
 	for start := 0; start < len(keys); start += deleteBatch {
 		batch := keys[start:min(start+deleteBatch, len(keys))]
@@ -453,7 +522,7 @@ func (s *Store) DeleteMany(ctx context.Context, keys []string) error {
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 		})
 		if err != nil {
-			reason := s.cause(err)
+			reason := s.cause(hung(ctx, err))
 			for _, k := range batch {
 				derr.Failures = append(derr.Failures, DeleteFailure{Key: k, Reason: reason})
 			}
@@ -504,7 +573,25 @@ func (s *Store) fail(op, key string, err error) error {
 	if isNotFound(err) && op != "delete" && op != "list" {
 		return &opError{msg: fmt.Sprintf("s3 %s %s: %v", op, key, storage.ErrNotFound), err: storage.ErrNotFound}
 	}
+	if isNoSuchBucket(err) {
+		return &opError{msg: redact(fmt.Sprintf("s3 %s %s: bucket %q does not exist", op, key, s.bucket), s.secrets), err: err}
+	}
 	return &opError{msg: redact(fmt.Sprintf("s3 %s %s: %s", op, key, s.cause(err)), s.secrets), err: err}
+}
+
+// hung replaces err by the *deadline.HangError that ended ctx, if one did:
+// the SDK reports only that its context was cancelled.
+func hung(ctx context.Context, err error) error {
+	if h := deadline.Cause(ctx); h != nil {
+		return h
+	}
+	return err
+}
+
+func isNoSuchBucket(err error) bool {
+	var nb *types.NoSuchBucket
+	var api smithy.APIError
+	return errors.As(err, &nb) || errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket"
 }
 
 // cause describes err in one line, prefixed with the attempt count when the
@@ -522,6 +609,10 @@ func (s *Store) cause(err error) string {
 }
 
 func describe(err error) string {
+	var hang *deadline.HangError
+	if errors.As(err, &hang) {
+		return hang.Error()
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		d := api.ErrorCode()

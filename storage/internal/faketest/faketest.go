@@ -142,12 +142,13 @@ func StallAt(limit int64) Fault {
 	}
 }
 
-// CutWriter passes Left bytes of the body, then cuts the connection (or,
-// with Stall, blocks until Ctx ends or 10 s pass).
+// CutWriter passes Left bytes of the body, then cuts the connection (with
+// Reset, by a TCP reset; with Stall, it blocks until Ctx ends or 10 s pass).
 type CutWriter struct {
 	http.ResponseWriter
 	Left  int64
 	Stall bool
+	Reset bool
 	Ctx   context.Context
 	cut   bool
 }
@@ -170,6 +171,8 @@ func (c *CutWriter) Write(p []byte) (int, error) {
 		case <-c.Ctx.Done():
 		case <-time.After(10 * time.Second):
 		}
+	} else if c.Reset {
+		ResetConn(c.ResponseWriter)
 	} else {
 		HijackClose(c.ResponseWriter)
 	}
@@ -340,4 +343,66 @@ func AssertMissing(t *testing.T, s storage.Store, key string) {
 	if _, err := s.Head(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("head %s: %v", key, err)
 	}
+}
+
+// hangLimit ends a hung handler should the client never give up, so that
+// a broken test fails instead of blocking forever.
+const hangLimit = 30 * time.Second
+
+func waitGone(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-time.After(hangLimit):
+	}
+}
+
+// ResetConn aborts the connection with a TCP reset (not an orderly close).
+func ResetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	conn.Close()
+}
+
+// ResetBeforeHeaders resets the connection before the request body is
+// read and before any answer.
+func ResetBeforeHeaders(w http.ResponseWriter, r *http.Request, _ http.Handler) { ResetConn(w) }
+
+// ResetMidUpload reads half the request body, then resets the connection.
+func ResetMidUpload(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+	io.CopyN(io.Discard, r.Body, max(r.ContentLength/2, 1))
+	ResetConn(w)
+}
+
+// ResetAfterHeaders lets the fake answer, but resets the connection right
+// after the response headers, before any of the response body.
+func ResetAfterHeaders(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	next.ServeHTTP(&CutWriter{ResponseWriter: w, Left: 0, Reset: true}, r)
+}
+
+// HangAfterRequest reads the whole request and never answers.
+func HangAfterRequest(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+	io.Copy(io.Discard, r.Body)
+	waitGone(r)
+}
+
+// StopReading reads limit bytes of the request body, then neither reads
+// on nor answers for hold: the client's upload stalls once the socket
+// buffers fill. (A server not reading cannot see the client leave.)
+func StopReading(limit int64, hold time.Duration) Fault {
+	return func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		io.CopyN(io.Discard, r.Body, limit)
+		time.Sleep(hold)
+		ResetConn(w)
+	}
+}
+
+// HeadersOnly answers 200 with the length the fake would give, then sends
+// no body and holds the connection open.
+func HeadersOnly(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	next.ServeHTTP(&CutWriter{ResponseWriter: w, Left: 0, Stall: true, Ctx: r.Context()}, r)
 }
