@@ -3,8 +3,8 @@ package wal
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"

@@ -31,10 +31,11 @@ type command struct {
 	maxPos      int  // -1: unlimited
 	startMsg    bool // logs WAL-E's "starting WAL-E"
 	noConfig    bool // runs without configuration (version)
+	run         func(ctx context.Context, a *app, p *args) error
+
 	// configFail is the exit status when the configuration cannot be
 	// read; 0 means 1. wal-fetch must not answer "not found" for it.
 	configFail int
-	run         func(ctx context.Context, a *app, p *args) error
 }
 
 func (c *command) configFailStatus() int {
