@@ -505,10 +505,7 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 	env, addr := agentEnvdir(t, c, store, nil)
 	seg := "0000000100000000000000A1"
 	segPath := filepath.Join(c.Dir, "pg_wal", seg)
-	data := make([]byte, 16<<20)
-	for i := range data {
-		data[i] = byte(i * 7 % 251)
-	}
+	data := walSegmentOf(t, seg, clusterSysID(t, c.Dir), "\x00\x07\x0e\x15\xfa")
 	if err := os.WriteFile(segPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
