@@ -84,9 +84,9 @@ func TestRecoveryStopsAtABrokenArchiveInsteadOfPromoting(t *testing.T) {
 	filepath.WalkDir(store, func(p string, _ os.DirEntry, _ error) error { return os.Chtimes(p, old, old) })
 
 	for _, tc := range []struct {
-		what  string
-		break_ func(t *testing.T, st string)
-		says  string
+		what   string
+		mutate func(t *testing.T, st string)
+		says   string
 	}{
 		{"missing", func(t *testing.T, st string) { os.Remove(obj(st, name)) },
 			"WAL segment " + name + " is missing from the archive"},
@@ -102,7 +102,7 @@ func TestRecoveryStopsAtABrokenArchiveInsteadOfPromoting(t *testing.T) {
 		t.Run(tc.what, func(t *testing.T) {
 			st := primary.MkDir(t, "store-"+strings.ReplaceAll(tc.what, " ", "-"))
 			bbCopyTree(t, store, st)
-			tc.break_(t, st)
+			tc.mutate(t, st)
 			renv := filepath.Join(st + "-env")
 			writeEnvdir(t, renv, map[string]string{
 				"WALE_FILE_PREFIX":     "file://localhost" + st,
