@@ -535,6 +535,10 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 			os.RemoveAll(filepath.Join(c.Dir, "pg_wal", ".wal-e"))
 		}},
 		{"fetch of a missing file", []string{"wal-fetch", "-p", "0", "0000000100000000000000F0", "pg_wal/RECOVERYXLOG"}, nil},
+		{"fetch of a corrupt object", []string{"wal-fetch", "-p", "0", "0000000100000000000000B0", "pg_wal/RECOVERYXLOG"}, func() {
+			os.MkdirAll(filepath.Join(store, "wal_005"), 0o755)
+			os.WriteFile(filepath.Join(store, "wal_005", "0000000100000000000000B0.lz4"), []byte("not lz4"), 0o644)
+		}},
 		{"terse push", []string{"--terse", "wal-push", "pg_wal/" + seg}, func() { os.Remove(stored) }},
 	}
 	type result struct {
@@ -558,6 +562,9 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 	}
 	if standalone["fetch of a missing file"].code != 1 || standalone["push of a missing file"].code != 1 {
 		t.Fatal("standalone failures did not exit 1")
+	}
+	if standalone["fetch of a corrupt object"].code != 200 {
+		t.Fatalf("standalone fetch of a corrupt object: exit %d, want 200", standalone["fetch of a corrupt object"].code)
 	}
 
 	// systemd's readiness protocol, on a socket the agent (postgres) can write.
