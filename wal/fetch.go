@@ -418,7 +418,10 @@ func (p *prefetchDirs) clearExcept(name string, future []string) {
 	if Classify(name) != KindSegment {
 		return
 	}
-	for _, d := range []string{p.running, p.dir} {
+	// WAL-E's own layout (segments directly under prefetch/) is never
+	// served; what it left there is cleared like stale segments.
+	legacy := filepath.Dir(p.dir)
+	for _, d := range []string{p.running, p.dir, filepath.Join(legacy, "running"), legacy} {
 		ents, err := os.ReadDir(d)
 		if err != nil {
 			continue

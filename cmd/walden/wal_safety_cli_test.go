@@ -124,6 +124,9 @@ func TestWalFetchNeverServesJunkFromThePrefetchDirectory(t *testing.T) {
 		if got, _ := os.ReadFile(dest); !bytes.Equal(got, want) {
 			t.Fatalf("served %d bytes of junk", len(got))
 		}
+		if _, err := os.Stat(filepath.Join(pgwal, ".wal-e", "prefetch", sseg1)); !os.IsNotExist(err) {
+			t.Fatal("WAL-E's stale prefetched file was left")
+		}
 	}
 }
 
