@@ -5,7 +5,6 @@ package blob
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 
@@ -57,12 +56,14 @@ func (c *chain) Close() error {
 	return err
 }
 
-// ErrEncrypted means an object is encrypted but no key is configured.
-var ErrEncrypted = errors.New("object is GPG-encrypted but no GPG key is configured (set WALE_GPG_KEY_ID or WALDEN_GPG_SECRET_KEY_PATH)")
+// keyring decrypts through the gpg program with the user's keyring: the
+// nil *gpg.Crypter does exactly that.
+var keyring Crypter = (*gpg.Crypter)(nil)
 
 // NewReader decodes the content of the object named key read from r.
 // Encryption is detected from the first bytes, so archives that mix
-// encrypted and plain objects (a key added later) read back.
+// encrypted and plain objects (a key added later) read back; with no
+// crypt, encrypted objects are decrypted with the GnuPG keyring.
 func NewReader(key string, r io.Reader, crypt Crypter) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(8)
@@ -70,7 +71,8 @@ func NewReader(key string, r io.Reader, crypt Crypter) (io.ReadCloser, error) {
 	var dec io.ReadCloser
 	if gpg.IsEncrypted(head) {
 		if crypt == nil {
-			return nil, fmt.Errorf("%s: %w", key, ErrEncrypted)
+			// As WAL-E's `gpg -d`: whatever secret key the keyring holds.
+			crypt = keyring
 		}
 		d, err := crypt.Decrypt(br)
 		if err != nil {

@@ -73,6 +73,11 @@ type Settings struct {
 	MetricsListen  string
 	PGData         string
 	SocketPath     string
+
+	// WAL fetch: accept unencrypted objects although encryption is
+	// configured (WALDEN_ALLOW_PLAINTEXT, for a WAL-E archive a key was
+	// added to later).
+	AllowPlaintext bool
 }
 
 // Retention is WALDEN_RETAIN: a count or an age.
@@ -290,6 +295,17 @@ func Load(env Env, f Flags) (*Settings, error) {
 	}
 	if s.SocketPath, err = str("WALDEN_SOCKET", "/run/walden/agent.sock"); err != nil {
 		return nil, err
+	}
+
+	// WAL fetch
+	switch v, err := str("WALDEN_ALLOW_PLAINTEXT", "false"); {
+	case err != nil:
+		return nil, err
+	case v == "true" || v == "1":
+		s.AllowPlaintext = true
+	case v == "false" || v == "0" || v == "":
+	default:
+		return nil, bad("WALDEN_ALLOW_PLAINTEXT", "must be true, false, 1 or 0, not %q", v)
 	}
 	return s, nil
 }

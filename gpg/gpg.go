@@ -134,6 +134,21 @@ func New(c config.GPG) (*Crypter, error) {
 	return cr, nil
 }
 
+// NewDecrypter returns how objects are decrypted when New returned nil
+// (no recipient configured): natively with WALDEN_GPG_SECRET_KEY_PATH when
+// it is set, else nil, which decrypts through the gpg program with
+// whatever secret key the keyring holds, as WAL-E's `gpg -d` did.
+func NewDecrypter(c config.GPG) (*Crypter, error) {
+	if c.SecretKeyPath == "" {
+		return nil, nil
+	}
+	secret, err := loadSecretKeys(c.SecretKeyPath, c.PassphrasePath)
+	if err != nil {
+		return nil, err
+	}
+	return &Crypter{secret: secret, secretPath: c.SecretKeyPath}, nil
+}
+
 // Fingerprint returns the hex fingerprint (upper case, as gpg prints it) of
 // the recipient's primary key, i.e. the certificate messages are encrypted
 // to; "" for a nil Crypter.

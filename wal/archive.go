@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/codec"
@@ -21,6 +22,22 @@ type Archive struct {
 	// Workers bounds how many segments are compressed and uploaded at once
 	// by one wal-push; memory is about 2 × 16 MiB per worker.
 	Workers int
+	// RequireEncrypted refuses plaintext objects on fetch: the store is
+	// configured for encryption, so a plaintext object was not written by
+	// this configuration. AllowPlaintext accepts them anyway, with a
+	// warning (a WAL-E archive encryption was added to later).
+	RequireEncrypted bool
+	AllowPlaintext   bool
+	// GapGrace is how old a later segment must be before a missing one
+	// counts as a gap; 0 means DefaultGapGrace, negative means at once.
+	GapGrace time.Duration
+}
+
+func (a *Archive) gapGrace() time.Duration {
+	if a.GapGrace == 0 {
+		return DefaultGapGrace
+	}
+	return a.GapGrace
 }
 
 // backendLogger is the logger name WAL-E's backend utility module used.

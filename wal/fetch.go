@@ -1,7 +1,11 @@
 package wal
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,18 +16,63 @@ import (
 	"time"
 
 	"github.com/walden-pg/walden/blob"
+	"github.com/walden-pg/walden/gpg"
 	"github.com/walden-pg/walden/walelog"
 )
 
 // Spawner starts a detached wal-prefetch for one segment into base.
 type Spawner func(base, seg string) error
 
+// NameError means a requested name is not a WAL file name PostgreSQL uses;
+// such names are refused before they reach the store (no "../").
+type NameError struct{ Name string }
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("WAL_SEGMENT %q is not a WAL file name (24 upper-case hex digits, optionally .partial; TTTTTTTT.history; or SEGMENT.OFFSET.backup)", e.Name)
+}
+
+// ValidName reports whether name may be fetched: a segment, a timeline
+// history, a backup history or a partial segment.
+func ValidName(name string) error {
+	if Classify(name) == KindOther {
+		return &NameError{Name: name}
+	}
+	return nil
+}
+
+// PlaintextError means a store configured for encryption held an
+// unencrypted object: something other than walden (or a WAL-E without a
+// key) wrote it, and it is refused unless plaintext is explicitly allowed.
+type PlaintextError struct{ URL string }
+
+func (e *PlaintextError) Error() string {
+	return fmt.Sprintf("%s is not encrypted although encryption is configured; refusing it (set WALDEN_ALLOW_PLAINTEXT=true to accept the plaintext objects of an archive encryption was added to later)", e.URL)
+}
+
+// SystemIDError means a segment belongs to another cluster than the one
+// whose data directory it is restored into.
+type SystemIDError struct {
+	Name       string
+	Got, Want  uint64
+	ControlDir string
+}
+
+func (e *SystemIDError) Error() string {
+	return fmt.Sprintf("%s is WAL of database system %d, but %s belongs to database system %d: refusing WAL of another cluster", e.Name, e.Got, e.ControlDir, e.Want)
+}
+
 // Fetch restores the WAL file name (restore_command's %f) to dest (%p).
 // With prefetch > 0 it first starts background downloads of the next
 // segments and promotes an already prefetched copy of this one. It returns
-// ErrNotFound when the store holds no such file; nothing is left at dest
-// unless the whole file was written.
+// ErrNotFound when the store holds no such file (and the archive shows no
+// gap there); any other error means the file exists or should exist but
+// cannot be restored. Nothing is left at dest unless the whole file was
+// written and checked.
 func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, spawn Spawner) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	sysid, sysidFrom := controlSystemID(dest)
 	var future []string
 	var pf *prefetchDirs
 	if prefetch > 0 {
@@ -40,7 +89,7 @@ func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, sp
 		}
 		if pf != nil {
 			defer pf.clearExcept(name, future)
-			if a.promote(pf, name, dest) {
+			if a.promote(pf, name, dest, sysid, sysidFrom) {
 				return nil
 			}
 		}
@@ -55,12 +104,19 @@ func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, sp
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "begin"))...)
 	if !found {
+		if err := a.checkGap(ctx, name); err != nil {
+			return err
+		}
 		a.logNotFound(url)
 		a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "complete"))...)
 		return ErrNotFound
 	}
-	if err := a.download(ctx, key, dest); err != nil {
+	if err := a.download(ctx, key, name, dest, sysid, sysidFrom, false); err != nil {
 		if errors.Is(err, ErrNotFound) {
+			// Deleted between the lookup and the download: as absent.
+			if err := a.checkGap(ctx, name); err != nil {
+				return err
+			}
 			a.logNotFound(url)
 			a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "complete"))...)
 		}
@@ -83,31 +139,94 @@ func (a *Archive) logNotFound(url string) {
 		Hint:   "This can be normal when Postgres is trying to detect what timelines are available during restoration."})
 }
 
-// download writes the decoded object to a temporary file beside dest and
-// renames it into place, so a failure leaves nothing at dest.
-func (a *Archive) download(ctx context.Context, key, dest string) error {
+// controlSystemID reads the system identifier (the first 8 bytes of
+// global/pg_control) of the data directory dest is restored into, when
+// dest's directory is a pg_wal inside one.
+func controlSystemID(dest string) (uint64, string) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return 0, ""
+	}
+	dataDir := filepath.Dir(filepath.Dir(abs))
+	f, err := os.Open(filepath.Join(dataDir, "global", "pg_control"))
+	if err != nil {
+		return 0, ""
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return 0, ""
+	}
+	return binary.LittleEndian.Uint64(b[:]), dataDir
+}
+
+// checked wraps the decoded content of name with the segment checks: page
+// header and length as it streams, and at the end the system identifier
+// when the destination's cluster is known.
+type checked struct {
+	*SegmentReader
+	name      string
+	sysid     uint64
+	sysidFrom string
+}
+
+func newChecked(name string, r io.Reader, sysid uint64, from string) *checked {
+	return &checked{SegmentReader: CheckReader(name, r), name: name, sysid: sysid, sysidFrom: from}
+}
+
+// verify is called once the whole content was read without error.
+func (c *checked) verify() error {
+	h, ok := c.Header()
+	if !ok || c.sysidFrom == "" || h.SysID == c.sysid {
+		return nil
+	}
+	return &SystemIDError{Name: c.name, Got: h.SysID, Want: c.sysid, ControlDir: c.sysidFrom}
+}
+
+// download writes the decoded, checked object to a temporary file beside
+// dest and renames it into place, so a failure leaves nothing at dest.
+func (a *Archive) download(ctx context.Context, key, name, dest string, sysid uint64, sysidFrom string, durable bool) error {
+	url := a.Prefix.URL(key)
 	rc, err := a.Store.Get(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
 			return ErrNotFound
 		}
-		return fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+		return fmt.Errorf("wal-fetch: download %s: %w", url, err)
 	}
 	defer rc.Close()
-	dec, err := blob.NewReader(key, rc, a.Crypt)
-	if err != nil {
-		return fmt.Errorf("wal-fetch: decode %s: %w", a.Prefix.URL(key), err)
+	br := bufio.NewReaderSize(rc, 64<<10)
+	if head, _ := br.Peek(8); !gpg.IsEncrypted(head) && a.RequireEncrypted {
+		if !a.AllowPlaintext {
+			return fmt.Errorf("wal-fetch: %w", &PlaintextError{URL: url})
+		}
+		a.Log.Warn(walelog.Backup, "accepted a plaintext object from an encrypted archive",
+			fmt.Sprintf("%s is not encrypted; WALDEN_ALLOW_PLAINTEXT=true accepts it.", url), "",
+			a.fields("wal-fetch", url, name)...)
 	}
-	return writeAtomic(dest, dec, func(err error) error {
-		return fmt.Errorf("wal-fetch: %s: %w", a.Prefix.URL(key), err)
+	dec, err := blob.NewReader(key, br, a.Crypt)
+	if err != nil {
+		return fmt.Errorf("wal-fetch: decode %s: %w", url, err)
+	}
+	c := newChecked(name, dec, sysid, sysidFrom)
+	return writeAtomic(dest, c, func() error {
+		if err := dec.Close(); err != nil {
+			return err
+		}
+		return c.verify()
+	}, durable, func(err error) error {
+		return fmt.Errorf("wal-fetch: %s: %w", url, err)
 	})
 }
 
-// writeAtomic copies r to a temporary name in dest's directory, closes r
-// (whose Close verifies integrity), then renames.
-func writeAtomic(dest string, r io.ReadCloser, wrap func(error) error) error {
+// writeAtomic copies r to a temporary name in dest's directory, runs
+// finish (which closes the source, whose Close verifies integrity, and
+// checks what only the end can tell), then renames. durable also syncs
+// the file before and the directory after the rename.
+func writeAtomic(dest string, r io.Reader, finish func() error, durable bool, wrap func(error) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".walden-fetch-*")
 	if err != nil {
+		finish()
 		return fmt.Errorf("wal-fetch: cannot write to %s: %w", filepath.Dir(dest), unwrapPath(err))
 	}
 	ok := false
@@ -118,20 +237,41 @@ func writeAtomic(dest string, r io.ReadCloser, wrap func(error) error) error {
 		}
 	}()
 	_, err = io.Copy(tmp, r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
+	if ferr := finish(); err == nil {
+		err = ferr
 	}
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Path == tmp.Name() {
+			return fmt.Errorf("wal-fetch: cannot write to %s: %w", filepath.Dir(dest), unwrapPath(err))
+		}
 		return wrap(err)
 	}
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("wal-fetch: cannot write %s: %w", dest, unwrapPath(err))
+		}
+	}
 	if err := tmp.Close(); err != nil {
-		return wrap(err)
+		return fmt.Errorf("wal-fetch: cannot write %s: %w", dest, unwrapPath(err))
 	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
 		return fmt.Errorf("wal-fetch: cannot write %s: %w", dest, unwrapPath(err))
 	}
 	ok = true
+	if durable {
+		return syncDir(filepath.Dir(dest))
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func unwrapPath(err error) error {
@@ -146,12 +286,25 @@ func unwrapPath(err error) error {
 // running prefetch of it is still growing. WAL-E polled every 0.5 s; a
 // finer poll promotes a download the moment it lands, and the same 0.5 s
 // without growth still means the helper is stuck and the caller should
-// download the segment itself.
-func (a *Archive) promote(pf *prefetchDirs, name, dest string) bool {
+// download the segment itself. The copy is checked like a download before
+// it is served; a bad one is discarded.
+func (a *Archive) promote(pf *prefetchDirs, name, dest string, sysid uint64, sysidFrom string) bool {
 	const poll, stuck = 10 * time.Millisecond, 500 * time.Millisecond
 	last, lastGrowth := int64(-1), time.Now()
+	// Taken out of the cache first, so that what is checked is what is served.
+	hold := filepath.Join(filepath.Dir(dest), ".walden-promote-"+name)
 	for {
-		if err := os.Rename(filepath.Join(pf.dir, name), dest); err == nil {
+		if err := os.Rename(filepath.Join(pf.dir, name), hold); err == nil {
+			if err := checkFile(hold, name, sysid, sysidFrom); err != nil {
+				os.Remove(hold)
+				a.Log.Warn(walelog.Prefetch, "discarded an invalid prefetched segment",
+					fmt.Sprintf("%s: %v", filepath.Join(pf.dir, name), err), "The segment is downloaded again.")
+				return false
+			}
+			if err := os.Rename(hold, dest); err != nil {
+				os.Remove(hold)
+				return false
+			}
 			url := a.Prefix.URL(Dir + name + a.Format.Ext())
 			a.Log.Info(walelog.Backup, "promoted prefetched wal segment", "", "", a.fields("wal-fetch", url, name)...)
 			return true
@@ -169,10 +322,26 @@ func (a *Archive) promote(pf *prefetchDirs, name, dest string) bool {
 	}
 }
 
-// prefetchDirs is WAL-E's on-disk prefetch protocol under <pg_wal>/.wal-e/prefetch/.
+// checkFile checks a local copy of the WAL file name.
+func checkFile(path, name string, sysid uint64, sysidFrom string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c := newChecked(name, f, sysid, sysidFrom)
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return err
+	}
+	return c.verify()
+}
+
+// prefetchDirs is WAL-E's on-disk prefetch protocol, kept apart per store
+// prefix under <pg_wal>/.wal-e/prefetch/<prefix key>/: a segment
+// prefetched from one archive is never served for another.
 type prefetchDirs struct {
 	base    string // the real pg_wal directory
-	dir     string // base/.wal-e/prefetch
+	dir     string // base/.wal-e/prefetch/<prefix key>
 	running string // dir/running
 }
 
@@ -182,7 +351,7 @@ func (a *Archive) prefetchDirs(dest string) *prefetchDirs {
 		base = filepath.Dir(dest)
 	}
 	base, _ = filepath.Abs(base)
-	pf := newPrefetchDirs(base)
+	pf := a.newPrefetchDirs(base)
 	if err := pf.create(); err != nil {
 		a.Log.Warn(walelog.Prefetch, "could not create prefetch directory",
 			fmt.Sprintf("Prefetch directory creation target: %s, %v", pf.running, unwrapPath(err)), "")
@@ -191,8 +360,15 @@ func (a *Archive) prefetchDirs(dest string) *prefetchDirs {
 	return pf
 }
 
-func newPrefetchDirs(base string) *prefetchDirs {
-	d := filepath.Join(base, ".wal-e", "prefetch")
+// prefixKey names an archive's prefetch directory: a short hash of the
+// store URL (which may be long and hold characters unfit for a file name).
+func (a *Archive) prefixKey() string {
+	sum := sha256.Sum256([]byte(a.Prefix.URL("")))
+	return "p-" + hex.EncodeToString(sum[:6])
+}
+
+func (a *Archive) newPrefetchDirs(base string) *prefetchDirs {
+	d := filepath.Join(base, ".wal-e", "prefetch", a.prefixKey())
 	return &prefetchDirs{base: base, dir: d, running: filepath.Join(d, "running")}
 }
 
@@ -200,7 +376,7 @@ func (p *prefetchDirs) create() error {
 	if err := os.MkdirAll(filepath.Join(p.base, ".wal-e"), 0o777); err != nil {
 		return err
 	}
-	for _, d := range []string{p.dir, p.running} {
+	for _, d := range []string{filepath.Dir(p.dir), p.dir, p.running} {
 		if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
 			return err
 		}
@@ -242,7 +418,10 @@ func (p *prefetchDirs) clearExcept(name string, future []string) {
 	if Classify(name) != KindSegment {
 		return
 	}
-	for _, d := range []string{p.running, p.dir} {
+	// WAL-E's own layout (segments directly under prefetch/) is never
+	// served; what it left there is cleared like stale segments.
+	legacy := filepath.Dir(p.dir)
+	for _, d := range []string{p.running, p.dir, filepath.Join(legacy, "running"), legacy} {
 		ents, err := os.ReadDir(d)
 		if err != nil {
 			continue
@@ -257,10 +436,15 @@ func (p *prefetchDirs) clearExcept(name string, future []string) {
 	}
 }
 
-// Prefetch is WAL-E's wal-prefetch: download seg into base/.wal-e/prefetch/
-// through a temporary file under running/<seg>/, then link it into place.
+// Prefetch is WAL-E's wal-prefetch: download seg into this archive's
+// prefetch directory under base through a temporary file under
+// running/<seg>/, checked as wal-fetch checks it, synced, then linked into
+// place (and the directory synced).
 func (a *Archive) Prefetch(ctx context.Context, base, seg string) error {
-	pf := newPrefetchDirs(base)
+	if Classify(seg) != KindSegment {
+		return &NameError{Name: seg}
+	}
+	pf := a.newPrefetchDirs(base)
 	if err := pf.create(); err != nil {
 		return err
 	}
@@ -277,10 +461,14 @@ func (a *Archive) Prefetch(ctx context.Context, base, seg string) error {
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-prefetch", url, seg, walelog.F("state", "begin"))...)
 	tmp := filepath.Join(rd, "tmp-download")
-	if err := a.download(ctx, key, tmp); err != nil {
+	sysid, sysidFrom := controlSystemID(filepath.Join(base, seg))
+	if err := a.download(ctx, key, seg, tmp, sysid, sysidFrom, true); err != nil {
 		return err
 	}
 	if err := os.Link(tmp, filepath.Join(pf.dir, seg)); err != nil && !os.IsExist(err) {
+		return err
+	}
+	if err := syncDir(pf.dir); err != nil {
 		return err
 	}
 	a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields("wal-prefetch", url, seg, walelog.F("state", "complete"))...)

@@ -80,8 +80,36 @@ func (a *Archive) Push(ctx context.Context, path string, pool int) error {
 		}(i, j)
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	// The exit status answers for the requested file only: another
+	// segment's failure is logged, and its .ready stays for PostgreSQL to
+	// hand it to wal-push again.
+	for i, err := range errs[1:] {
+		if err != nil {
+			name := filepath.Base(jobs[i+1].path)
+			a.Log.Warn(walelog.Upload, "could not archive a parallel segment",
+				fmt.Sprintf("%s: %s", name, oneLine(err.Error())),
+				"Its .ready status file stays; PostgreSQL will archive it again.",
+				a.fields("push-wal", a.Prefix.PushURL(Dir+name+a.Format.Ext()), name, walelog.F("state", "failed"))...)
+		}
+	}
+	return errs[0]
 }
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// InvalidSegmentError means a file named like a segment is not one
+// (truncated, empty, another segment's or non-WAL content): archiving it
+// would store garbage under the name and refuse the real segment later.
+type InvalidSegmentError struct {
+	Path string
+	Err  error
+}
+
+func (e *InvalidSegmentError) Error() string {
+	return fmt.Sprintf("wal-push: refusing to archive %s: %v; nothing was stored", e.Path, e.Err)
+}
+
+func (e *InvalidSegmentError) Unwrap() error { return e.Err }
 
 // readySegments lists other plain segments waiting in archive_status, oldest
 // first. A missing archive_status directory just means none (WAL-E crashed).
@@ -133,6 +161,7 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		return fmt.Errorf("wal-push: read %s: %w", j.path, err)
 	}
 	defer f.Close()
+	isSeg := Classify(name) == KindSegment
 	existing, found, err := a.locate(ctx, name)
 	if err != nil {
 		return fmt.Errorf("wal-push %s: looking for an existing copy: %w", name, err)
@@ -140,22 +169,14 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 	start := time.Now()
 	var sent int64
 	if found {
-		data, err := io.ReadAll(f)
-		if err != nil {
-			return fmt.Errorf("wal-push: read %s: %w", j.path, err)
-		}
-		same, err := a.sameContent(ctx, existing, data)
-		if err != nil {
-			return fmt.Errorf("wal-push %s: comparing with the stored copy %s: %w", name, a.Prefix.URL(existing), err)
-		}
-		if !same {
-			return &ConflictError{URL: a.Prefix.URL(existing)}
+		if err := a.sameAsStored(ctx, j.path, f, existing, isSeg); err != nil {
+			return err
 		}
 		url = a.Prefix.PushURL(existing)
 	} else {
-		// Streamed from the file into the compressor: no 16 MiB copy of
-		// the segment; the compressed object is buffered so that the store
-		// knows its size and can retry it.
+		// Streamed from the file into the compressor, checked on the way:
+		// no 16 MiB copy of the segment; the compressed object is buffered
+		// so that the store knows its size and can retry it.
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer bufPool.Put(buf)
@@ -163,7 +184,15 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		if err != nil {
 			return fmt.Errorf("wal-push %s: %w", name, err)
 		}
-		if _, err := io.Copy(w, f); err != nil {
+		var src io.Reader = f
+		if isSeg {
+			src = CheckReader(name, f)
+		}
+		if _, err := io.Copy(w, src); err != nil {
+			w.Close()
+			if IsHeaderError(err) {
+				return &InvalidSegmentError{Path: j.path, Err: err}
+			}
 			return fmt.Errorf("wal-push %s: compress: %w", name, err)
 		}
 		if err := w.Close(); err != nil {
@@ -171,7 +200,19 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		}
 		sent = int64(buf.Len())
 		start = time.Now()
-		if err := a.Store.Put(ctx, key, bytes.NewReader(buf.Bytes()), sent, storage.PutOptions{}); err != nil {
+		// Create-if-absent: of two pushes of one name racing, exactly one
+		// stores; the other compares, so different content is never
+		// silently replaced.
+		err = a.Store.Put(ctx, key, bytes.NewReader(buf.Bytes()), sent, storage.PutOptions{IfAbsent: true})
+		if storage.IsExists(err) {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("wal-push: read %s: %w", j.path, err)
+			}
+			if err := a.sameAsStored(ctx, j.path, f, key, isSeg); err != nil {
+				return err
+			}
+			sent = 0
+		} else if err != nil {
 			return fmt.Errorf("wal-push %s: upload to %s: %w", name, url, err)
 		}
 	}
@@ -181,6 +222,29 @@ func (a *Archive) pushOne(ctx context.Context, j pushJob) error {
 		a.fields("push-wal", url, name, walelog.F("rate", rate), walelog.F("state", "complete"))...)
 	if !j.explicit {
 		return a.markDone(j.path)
+	}
+	return nil
+}
+
+// sameAsStored succeeds when the stored object key holds exactly the
+// content of the local file, and is a ConflictError when it differs.
+func (a *Archive) sameAsStored(ctx context.Context, path string, f io.Reader, key string, isSeg bool) error {
+	name := filepath.Base(path)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("wal-push: read %s: %w", path, err)
+	}
+	if isSeg {
+		if _, err := CheckSegmentFile(name, data); err != nil {
+			return &InvalidSegmentError{Path: path, Err: err}
+		}
+	}
+	same, err := a.sameContent(ctx, key, data)
+	if err != nil {
+		return fmt.Errorf("wal-push %s: comparing with the stored copy %s: %w", name, a.Prefix.URL(key), err)
+	}
+	if !same {
+		return &ConflictError{URL: a.Prefix.URL(key)}
 	}
 	return nil
 }

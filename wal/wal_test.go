@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -53,10 +54,34 @@ func newFixture(t *testing.T, compression string) *fixture {
 	}
 }
 
+// testSysID is the system identifier of the synthetic segments.
+const testSysID = 7300000000000000001
+
+// makeSegment builds a 16 MiB segment whose first page header is valid for
+// name: part random, part zeros, like a real one.
+func makeSegment(t *testing.T, name string, sysid uint64) []byte {
+	t.Helper()
+	s, err := ParseSegment(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 16<<20)
+	rand.Read(data[:1<<20])
+	le := binary.LittleEndian
+	le.PutUint16(data[0:], 0xD110)
+	le.PutUint16(data[2:], xlpLongHeader)
+	le.PutUint32(data[4:], s.TLI)
+	le.PutUint64(data[8:], s.StartLSN(16<<20))
+	le.PutUint32(data[16:], 0)
+	le.PutUint64(data[24:], sysid)
+	le.PutUint32(data[32:], 16<<20)
+	le.PutUint32(data[36:], 8192)
+	return data
+}
+
 func (f *fixture) segment(t *testing.T, name string, ready bool) []byte {
 	t.Helper()
-	data := make([]byte, 16<<20)
-	rand.Read(data[:1<<20]) // part random, part zeros, like a real segment
+	data := makeSegment(t, name, testSysID)
 	if err := os.WriteFile(filepath.Join(f.pgwal, name), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +229,7 @@ func TestPrefetchedSegmentIsPromotedAndStaleOnesCleared(t *testing.T) {
 	if err := f.ar.Prefetch(context.Background(), f.pgwal, "000000010000000000000002"); err != nil {
 		t.Fatal(err)
 	}
-	pf := filepath.Join(f.pgwal, ".wal-e", "prefetch")
+	pf := f.ar.newPrefetchDirs(f.pgwal).dir
 	os.WriteFile(filepath.Join(pf, "0000000100000000000000AA"), []byte("stale"), 0o600)
 	var spawned []string
 	spawn := func(base, seg string) error { spawned = append(spawned, seg); return nil }

@@ -505,10 +505,7 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 	env, addr := agentEnvdir(t, c, store, nil)
 	seg := "0000000100000000000000A1"
 	segPath := filepath.Join(c.Dir, "pg_wal", seg)
-	data := make([]byte, 16<<20)
-	for i := range data {
-		data[i] = byte(i * 7 % 251)
-	}
+	data := walSegmentOf(t, seg, clusterSysID(t, c.Dir), "\x00\x07\x0e\x15\xfa")
 	if err := os.WriteFile(segPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -538,6 +535,10 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 			os.RemoveAll(filepath.Join(c.Dir, "pg_wal", ".wal-e"))
 		}},
 		{"fetch of a missing file", []string{"wal-fetch", "-p", "0", "0000000100000000000000F0", "pg_wal/RECOVERYXLOG"}, nil},
+		{"fetch of a corrupt object", []string{"wal-fetch", "-p", "0", "0000000100000000000000B0", "pg_wal/RECOVERYXLOG"}, func() {
+			os.MkdirAll(filepath.Join(store, "wal_005"), 0o755)
+			os.WriteFile(filepath.Join(store, "wal_005", "0000000100000000000000B0.lz4"), []byte("not lz4"), 0o644)
+		}},
 		{"terse push", []string{"--terse", "wal-push", "pg_wal/" + seg}, func() { os.Remove(stored) }},
 	}
 	type result struct {
@@ -561,6 +562,9 @@ func TestFastPathOutputMatchesStandalone(t *testing.T) {
 	}
 	if standalone["fetch of a missing file"].code != 1 || standalone["push of a missing file"].code != 1 {
 		t.Fatal("standalone failures did not exit 1")
+	}
+	if standalone["fetch of a corrupt object"].code != 200 {
+		t.Fatalf("standalone fetch of a corrupt object: exit %d, want 200", standalone["fetch of a corrupt object"].code)
 	}
 
 	// systemd's readiness protocol, on a socket the agent (postgres) can write.

@@ -35,7 +35,7 @@ func TestWalPushAndFetchThroughS3(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "walden-secret-never-logged")
 	t.Setenv("WALE_RETRIES", "3")
 	seg := filepath.Join(t.TempDir(), "00000001000000A70000003C")
-	data := bytes.Repeat([]byte("s3 wal "), 2<<20)
+	data := walSegment(t, "00000001000000A70000003C", "s3 wal ")
 	os.WriteFile(seg, data, 0o600)
 	_, errOut, code := walden(t, "wal-push", seg)
 	if code != 0 || !strings.Contains(errOut, "key=s3://acme-pg-archive/prod/db1/wal_005/00000001000000A70000003C.lz4 prefix=prod/db1/") {
@@ -97,7 +97,7 @@ func TestWalPushAndFetchThroughGCSKeepLeadingSlashNames(t *testing.T) {
 	t.Setenv("WALE_GS_PREFIX", "gs://acme-gcs/prod/db1")
 	t.Setenv("WALE_RETRIES", "3")
 	seg := filepath.Join(t.TempDir(), "000000010000000000000007")
-	data := bytes.Repeat([]byte("gcs wal "), 1<<20)
+	data := walSegment(t, "000000010000000000000007", "gcs wal ")
 	os.WriteFile(seg, data, 0o600)
 	if _, errOut, code := walden(t, "wal-push", seg); code != 0 {
 		t.Fatalf("%d %s", code, errOut)

@@ -145,7 +145,8 @@ func (w *agentWAL) archive(cur *config.Settings, a *app) (*wal.Archive, error) {
 		}
 		w.cachedFor, w.store, w.format = cur, st, f
 	}
-	return &wal.Archive{Store: w.store, Prefix: a.settings.Prefix, Format: w.format, Crypt: w.format.Crypt, Log: a.log, Workers: a.settings.UploadConcurrency}, nil
+	ar := &wal.Archive{Store: w.store, Prefix: a.settings.Prefix, Format: w.format, Crypt: w.format.Crypt, Log: a.log, Workers: a.settings.UploadConcurrency}
+	return ar, a.walSafety(ar)
 }
 
 // push is walPushCmd's run on the cached archive. Its output must stay
@@ -162,11 +163,15 @@ func (w *agentWAL) push(ctx context.Context, cur *config.Settings, a *app, p *ar
 // goroutines of the agent instead of detached processes, which the agent
 // would have to reap. The on-disk prefetch protocol is wal.Archive's.
 func (w *agentWAL) fetch(ctx context.Context, cur *config.Settings, a *app, p *args) (notFound bool, err error) {
+	if err := wal.ValidName(p.pos[0]); err != nil {
+		return false, a.fetchUsageError(err)
+	}
 	ar, err := w.archive(cur, a)
 	if err != nil {
-		return false, err
+		a.fail(err)
+		return false, exitStatus(exitFetchFailed)
 	}
-	err = fetchWith(ctx, ar, p, w.prefetcher(cur, a))
+	err = fetchWith(ctx, a, ar, p, w.prefetcher(cur, a))
 	return errors.Is(err, exitStatus(1)), err
 }
 

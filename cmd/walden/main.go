@@ -32,6 +32,17 @@ type command struct {
 	startMsg    bool // logs WAL-E's "starting WAL-E"
 	noConfig    bool // runs without configuration (version)
 	run         func(ctx context.Context, a *app, p *args) error
+
+	// configFail is the exit status when the configuration cannot be
+	// read; 0 means 1. wal-fetch must not answer "not found" for it.
+	configFail int
+}
+
+func (c *command) configFailStatus() int {
+	if c == nil || c.configFail == 0 {
+		return 1
+	}
+	return c.configFail
 }
 
 func commands() []*command {
@@ -130,7 +141,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if hasDir {
 		if err := applyEnvdir(dir); err != nil {
 			a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
-			return 1
+			return cmd.configFailStatus()
 		}
 		if abs, err := filepath.Abs(dir); err == nil {
 			a.globalArgs = withEnvdir(a.globalArgs, abs)
@@ -139,7 +150,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	s, err := config.Load(os.LookupEnv, a.flags)
 	if err != nil {
 		a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
-		return 1
+		return cmd.configFailStatus()
 	}
 	a.settings = s
 	a.log = a.newLogger(s)

@@ -12,7 +12,7 @@ var walPrefetchCmd = &command{
 	name: "wal-prefetch", desc: "internal: prefetch a WAL segment (spawned by wal-fetch)",
 	positionals: []string{"BASE_DIRECTORY", "SEGMENT"}, minPos: 2, maxPos: 2,
 	run: func(ctx context.Context, a *app, p *args) error {
-		ar, err := a.archive(ctx)
+		ar, err := a.walArchive(ctx)
 		if err != nil {
 			return err
 		}

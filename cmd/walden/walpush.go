@@ -17,7 +17,7 @@ var walPushCmd = &command{
 		if handled, err := a.handOff(ctx, "wal-push", p); handled {
 			return err
 		}
-		ar, err := a.archive(ctx)
+		ar, err := a.walArchive(ctx)
 		if err != nil {
 			return err
 		}
