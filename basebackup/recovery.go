@@ -270,3 +270,12 @@ func ownerOf(pgdata string) (int, int) {
 	}
 	return int(st.Uid), int(st.Gid)
 }
+
+// DisableArchiving appends archive_mode = off to postgresql.auto.conf (or
+// recovery.conf's sibling postgresql.auto.conf before 12), so the server
+// in pgdata archives nothing into the store until an operator turns it on.
+func DisableArchiving(pgdata, why string) error {
+	uid, gid := ownerOf(pgdata)
+	line := fmt.Sprintf("\n# %s\narchive_mode = 'off'\n", why)
+	return writeOwned(filepath.Join(pgdata, "postgresql.auto.conf"), []byte(line), true, uid, gid)
+}

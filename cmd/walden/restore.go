@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/walden-pg/walden/basebackup"
+	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/walelog"
 )
 
@@ -111,15 +113,69 @@ func runRestore(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	a.log.Info(walelog.WaldenName, "PostgreSQL started, waiting for recovery to finish", "Server log: "+srv.LogFile+".", "")
-	if err := srv.WaitPromoted(ctx, func(s string) { a.log.Info(walelog.WaldenName, "recovery in progress", s, "") }); err != nil {
+	if err := a.recoverAndCheck(ctx, st, srv); err != nil {
 		return err
 	}
 	a.log.Info(walelog.WaldenName, "recovery complete", fmt.Sprintf("PostgreSQL on %s has finished recovery from %s and accepts writes.", pgdata, b.Name), "")
 	return nil
+}
+
+// recoverAndCheck runs recovery with archiving held back, then checks
+// that replay used all the WAL the archive holds for the recovered
+// timeline. PostgreSQL takes a missing or unreadable segment for the end
+// of WAL and promotes there; until the check passes the promoted server
+// must not archive its new timeline into the production prefix, so it
+// runs with archive_command overridden on the command line (the .ready
+// files still accumulate and are archived after the restart that follows
+// a passing check). A failing check stops the server and turns archiving
+// off in its configuration.
+func (a *app) recoverAndCheck(ctx context.Context, st storage.Store, srv *basebackup.Server) error {
+	major, err := basebackup.MajorVersion(srv.PGData)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx, basebackup.NoArchivingOpts(major)...); err != nil {
+		return err
+	}
+	a.log.Info(walelog.WaldenName, "PostgreSQL started, waiting for recovery to finish", "Server log: "+srv.LogFile+". Archiving is held back until walden has checked the recovered WAL.", "")
+	if err := srv.WaitPromoted(ctx, func(s string) { a.log.Info(walelog.WaldenName, "recovery in progress", s, "") }); err != nil {
+		return err
+	}
+	checkErr := a.checkReplayEnd(ctx, st, srv)
+	if err := srv.Stop(ctx); err != nil {
+		return err
+	}
+	if checkErr != nil {
+		if err := basebackup.DisableArchiving(srv.PGData, "walden restore: replay stopped before the end of the archive; this data directory must not archive its new timeline"); err != nil {
+			a.log.Warn(walelog.WaldenName, "could not turn archiving off in the failed restore", err.Error(), "")
+		}
+		var ue *walelog.UserError
+		if errors.As(checkErr, &ue) {
+			ue.Hint += " PostgreSQL on " + srv.PGData + " was stopped and archive_mode set to off there: do not use this data directory."
+		}
+		return checkErr
+	}
+	return srv.StartReady(ctx)
+}
+
+// checkReplayEnd compares where replay ended (the new timeline's history
+// file) with the archive's listing of the recovered timeline.
+func (a *app) checkReplayEnd(ctx context.Context, st storage.Store, srv *basebackup.Server) error {
+	out, err := srv.Query(ctx, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || ' ' || pg_size_bytes(current_setting('wal_segment_size'))")
+	if err != nil {
+		return fmt.Errorf("reading the recovered timeline: %w", err)
+	}
+	tliHex, sizeStr, _ := strings.Cut(out, " ")
+	tli, err1 := strconv.ParseUint(tliHex, 16, 32)
+	segSize, err2 := strconv.ParseUint(sizeStr, 10, 64)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("reading the recovered timeline: unexpected answer %q", out)
+	}
+	sp, err := basebackup.ReadSwitchPoint(srv.PGData, uint32(tli))
+	if err != nil {
+		return fmt.Errorf("reading where replay ended: %w", err)
+	}
+	return basebackup.CheckReplayReachedArchiveEnd(ctx, st, sp, segSize)
 }
 
 // restoreCommand is the restore_command calling this same walden binary
