@@ -17,6 +17,7 @@ import (
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/codec"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/walelog"
 )
 
 // fakeSession stands in for PostgreSQL.
@@ -104,6 +105,7 @@ func pushFake(t *testing.T, st storage.Store, p storage.Prefix, f blob.Format, p
 	t.Helper()
 	log, _ := testLogger()
 	sess := &fakeSession{}
+	putWAL(t, st, "000000010000000000000003")
 	res, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: f, Log: log, PGData: pgdata,
 		Concurrency: 3, PartitionSize: 1 << 20, sess: sess})
 	if err != nil {
@@ -377,5 +379,46 @@ func TestMissingTablespaceLinksAndSpecFileAreWALEErrors(t *testing.T) {
 	s, _ := restoreSpec(target, spec, nil)
 	if err := verifyRestorePaths(s); err == nil || !strings.Contains(err.Error(), "Symlinks for some tablespaces not found or created.") {
 		t.Fatalf("verify: %v", err)
+	}
+}
+
+// putWAL stores an archived segment, as wal-push would have.
+func putWAL(t *testing.T, st storage.Store, seg string) {
+	t.Helper()
+	if err := st.Put(context.Background(), "wal_005/"+seg+".lz4", strings.NewReader("wal"), 3, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPushWithoutItsWALInTheStoreWritesNoSentinel: the backup's stop
+// segment never reaches the store, so after the (bounded) wait the push
+// fails and the backup is not listed; a partial segment does not count.
+func TestPushWithoutItsWALInTheStoreWritesNoSentinel(t *testing.T) {
+	st, p, _ := testStore(t)
+	pgdata, _ := fakeCluster(t)
+	if err := st.Put(context.Background(), "wal_005/000000010000000000000003.partial.lz4", strings.NewReader("x"), 1, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log, buf := testLogger()
+	old := walPollEvery
+	walPollEvery = 50 * time.Millisecond
+	defer func() { walPollEvery = old }()
+	start := time.Now()
+	_, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: blob.Format{Codec: codec.LZ4{}}, Log: log, PGData: pgdata,
+		Concurrency: 2, PartitionSize: 1 << 20, WALTimeout: 700 * time.Millisecond, sess: &fakeSession{}})
+	if err == nil || !strings.Contains(err.Error(), "the WAL this backup needs is not in the store") {
+		t.Fatalf("push without WAL: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the wait was not bounded: %s", d)
+	}
+	if ue, ok := err.(*walelog.UserError); !ok || !strings.Contains(ue.Detail, "000000010000000000000003") {
+		t.Errorf("the error does not name the segment: %#v", err)
+	}
+	if bs, _ := List(context.Background(), st); len(bs) != 0 {
+		t.Fatalf("a backup without its WAL is listed: %v", bs)
+	}
+	if !strings.Contains(buf.String(), "waiting for the backup's WAL to reach the store") {
+		t.Errorf("no waiting line:\n%s", buf.String())
 	}
 }

@@ -452,6 +452,7 @@ func (b *backups) Backup(ctx context.Context, progress func(agent.Progress)) (ag
 		RateLimit:        s.DiskRateLimit,
 		NetworkRateLimit: s.NetworkRateLimit,
 		Locked:           true,
+		WALTimeout:       s.BackupWALTimeout,
 		Progress: func(p basebackup.Progress) {
 			progress(agent.Progress{BytesRead: p.BytesRead, PartitionsDone: p.PartitionsDone})
 		},
