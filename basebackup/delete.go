@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/wal"
@@ -22,6 +23,10 @@ type DeleteOptions struct {
 	Prefix storage.Prefix
 	Log    *walelog.Logger
 	DryRun bool
+	// PGData, when known, is this host's data directory: leftovers are
+	// reclaimed only if older than a backup of it that is running now.
+	PGData string
+	Now    time.Time // tests; zero means now
 }
 
 // candidate is one key a sweep chose, with WAL-E's name for its kind.
@@ -144,7 +149,10 @@ func (o DeleteOptions) beforeSplit(ctx context.Context, h, walH uint64) error {
 		return err
 	}
 	cands = append(cands, ws...)
-	return o.run(ctx, cands)
+	if err := o.run(ctx, cands); err != nil {
+		return err
+	}
+	return o.reclaim(ctx, h)
 }
 
 func (o DeleteOptions) skipWarn(key, why string) {
