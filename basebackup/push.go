@@ -313,7 +313,12 @@ func (p *pusher) progress() Progress {
 	return Progress{BytesRead: p.read.Load(), BytesTotal: p.total, PartitionsDone: p.partsDone, PartitionsTotal: p.partsTotal}
 }
 
-// reportProgress logs a progress line every interval until stopped.
+// progressEvery is how often a running backup hands its counters to
+// o.Progress (the agent's live metrics), independent of the log interval.
+var progressEvery = time.Second
+
+// reportProgress logs a progress line every interval, and passes the
+// counters to o.Progress every progressEvery, until stopped.
 func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 	every := p.o.ProgressInterval
 	if every <= 0 {
@@ -326,6 +331,8 @@ func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
+		live := time.NewTicker(progressEvery)
+		defer live.Stop()
 		start := time.Now()
 		for {
 			select {
@@ -333,6 +340,10 @@ func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 				return
 			case <-ctx.Done():
 				return
+			case <-live.C:
+				if p.o.Progress != nil {
+					p.o.Progress(p.progress())
+				}
 			case <-t.C:
 				pr := p.progress()
 				pct := 0.0

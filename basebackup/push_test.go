@@ -422,3 +422,31 @@ func TestPushWithoutItsWALInTheStoreWritesNoSentinel(t *testing.T) {
 		t.Errorf("no waiting line:\n%s", buf.String())
 	}
 }
+
+// TestProgressBytesAreReportedWhileTheFirstPartitionIsRead: the
+// Progress callback (the agent's walden_backup_progress_bytes) sees bytes
+// read before any partition is finished, not only per partition or per
+// log line.
+func TestProgressBytesAreReportedWhileTheFirstPartitionIsRead(t *testing.T) {
+	pgdata, _ := fakeCluster(t)
+	st, p, _ := testStore(t)
+	putWAL(t, st, "000000010000000000000003")
+	log, _ := testLogger()
+	old := progressEvery
+	progressEvery = 100 * time.Millisecond
+	defer func() { progressEvery = old }()
+	var early atomic.Int64
+	_, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: blob.Format{Codec: codec.LZ4{}}, Log: log, PGData: pgdata,
+		Concurrency: 1, PartitionSize: 1 << 30, RateLimit: 256 << 10, ProgressInterval: time.Hour, sess: &fakeSession{},
+		Progress: func(pr Progress) {
+			if pr.PartitionsDone == 0 && pr.BytesRead > early.Load() {
+				early.Store(pr.BytesRead)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early.Load() == 0 {
+		t.Fatal("no bytes reported before the first partition finished")
+	}
+}
