@@ -450,3 +450,45 @@ func TestProgressBytesAreReportedWhileTheFirstPartitionIsRead(t *testing.T) {
 		t.Fatal("no bytes reported before the first partition finished")
 	}
 }
+
+// TestFetchForceRetriesAfterAFailedFetch: a failed fetch leaves a partial
+// directory that a plain retry refuses ("not empty"); --force empties it,
+// keeping the operator's postgresql.conf, and the retry restores whole.
+func TestFetchForceRetriesAfterAFailedFetch(t *testing.T) {
+	pgdata, _ := fakeCluster(t)
+	st, p, storeDir := testStore(t)
+	res, _ := pushFake(t, st, p, blob.Format{Codec: codec.LZ4{}}, pgdata)
+	part := filepath.Join(storeDir, PartitionKey(res.Name, 0, ".lz4"))
+	good, _ := os.ReadFile(part)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 0xff
+	os.WriteFile(part, bad, 0o644)
+	target := filepath.Join(t.TempDir(), "r")
+	os.Mkdir(target, 0o700)
+	os.WriteFile(filepath.Join(target, "postgresql.conf"), []byte("# mine\n"), 0o600)
+	log, _ := testLogger()
+	fetch := func(force bool) error {
+		_, err := Fetch(context.Background(), FetchOptions{Store: st, Prefix: p, Log: log, PGData: target, Backup: res.Name, Concurrency: 2, BlindRestore: true, Force: force})
+		return err
+	}
+	if err := fetch(false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("corrupt fetch: %v", err)
+	}
+	os.WriteFile(part, good, 0o644)
+	if err := fetch(false); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("retry without --force: %v", err)
+	}
+	if err := fetch(true); err != nil {
+		t.Fatalf("retry with --force: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "global", "pg_control")); err != nil {
+		t.Fatal("no pg_control after the forced retry")
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "postgresql.conf")); string(b) != "# mine\n" {
+		t.Fatalf("postgresql.conf replaced: %q", b)
+	}
+	os.WriteFile(filepath.Join(target, "postmaster.pid"), nil, 0o600)
+	if err := fetch(true); err == nil || !strings.Contains(err.Error(), "live data directory") {
+		t.Fatalf("--force over a running cluster: %v", err)
+	}
+}

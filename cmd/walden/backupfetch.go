@@ -15,6 +15,7 @@ var backupFetchCmd = &command{
 		{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "partitions downloaded and extracted at once (default WALDEN_DOWNLOAD_CONCURRENCY)"},
 		{long: "--blind-restore", help: "do not check that tablespace symlinks exist"},
 		{long: "--restore-spec", metavar: "RESTORE_SPEC", help: "JSON tablespace restore spec, or SOURCE for the backup's own"},
+		{long: "--force", help: "empty the target first (keeps postgresql.conf, pg_hba.conf, pg_ident.conf, signal files and tablespace links), e.g. after a failed fetch; a running cluster is still refused"},
 	},
 	positionals: []string{"PG_CLUSTER_DIRECTORY", "BACKUP_NAME"}, minPos: 2, maxPos: 2,
 	startMsg: true,
@@ -42,7 +43,7 @@ func (a *app) fetchBackup(ctx context.Context, p *args, pgdata, name string) (ba
 	res, err := basebackup.Fetch(ctx, basebackup.FetchOptions{
 		Store: st, Prefix: a.settings.Prefix, Crypt: cr, Log: a.log,
 		PGData: pgdata, Backup: name, Concurrency: pool,
-		BlindRestore: p.flags["--blind-restore"], RestoreSpec: spec,
+		BlindRestore: p.flags["--blind-restore"], RestoreSpec: spec, Force: p.flags["--force"],
 	})
 	if err != nil {
 		return res, err

@@ -30,6 +30,7 @@ var restoreOpts = []opt{
 	{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "partitions downloaded at once (default WALDEN_DOWNLOAD_CONCURRENCY)"},
 	{long: "--blind-restore", help: "do not check that tablespace symlinks exist"},
 	{long: "--restore-spec", metavar: "RESTORE_SPEC", help: "JSON tablespace restore spec, or SOURCE for the backup's own"},
+	{long: "--force", help: "empty PGDATA first, as backup-fetch --force"},
 	{long: "--no-archive", help: "write archive_mode = off into postgresql.auto.conf, so the restored server archives nothing into the store"},
 }
 
