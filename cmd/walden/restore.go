@@ -137,7 +137,8 @@ func runRestore(ctx context.Context, a *app, p *args) error {
 	}
 	a.log.Info(walelog.WaldenName, "recovery configured", "Wrote "+strings.Join(files, " and ")+".", "")
 	if !p.flags["--start"] {
-		a.log.Info(walelog.WaldenName, "restore ready", "", fmt.Sprintf("Start PostgreSQL with: pg_ctl -D %s start", pgdata))
+		a.log.Info(walelog.WaldenName, "restore ready", "",
+			fmt.Sprintf("Start PostgreSQL with: pg_ctl -D %s start (walden restore --start also checks that replay reached the end of the archive)", pgdata))
 		return nil
 	}
 	srv, err := basebackup.NewServer(pgdata)
