@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/wal"
@@ -21,6 +23,10 @@ type DeleteOptions struct {
 	Prefix storage.Prefix
 	Log    *walelog.Logger
 	DryRun bool
+	// PGData, when known, is this host's data directory: leftovers are
+	// reclaimed only if older than a backup of it that is running now.
+	PGData string
+	Now    time.Time // tests; zero means now
 }
 
 // candidate is one key a sweep chose, with WAL-E's name for its kind.
@@ -37,22 +43,28 @@ var (
 	historyRe    = regexp.MustCompile(`^[0-9A-F]{8}\.history`)
 )
 
-// Horizon parses delete before's argument: a backup name (only its log and
-// seg count, as in WAL-E) or a bare WAL segment name, which WAL-E's help
-// allowed but its code crashed on.
+var (
+	exactNameRe = regexp.MustCompile(`^base_[0-9A-F]{24}_[0-9A-F]{8}$`)
+	exactSegRe  = regexp.MustCompile(`^[0-9A-F]{24}$`)
+)
+
+// Horizon parses delete before's argument: exactly a backup name (only its
+// log and seg count, as in WAL-E) or exactly a 24-digit WAL segment name,
+// which WAL-E's help allowed but its code crashed on. Anything longer or
+// shorter is refused: a name with a suffix is more likely a typo than a
+// horizon.
 func Horizon(arg string) (uint64, error) {
-	if seg, _, ok := StartSegment(arg); ok {
-		s, _ := wal.ParseSegment(seg)
-		return s.Number(), nil
+	if exactNameRe.MatchString(arg) {
+		return nameNumber(arg), nil
 	}
-	if len(arg) >= 24 {
-		if s, err := wal.ParseSegment(arg[:24]); err == nil {
+	if exactSegRe.MatchString(arg) {
+		if s, err := wal.ParseSegment(arg); err == nil {
 			return s.Number(), nil
 		}
 	}
 	return 0, &walelog.UserError{
 		Msg:    "invalid delete before argument",
-		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>) nor a WAL segment name.", arg),
+		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>) nor a WAL segment name (24 hexadecimal digits).", arg),
 	}
 }
 
@@ -69,13 +81,55 @@ func nameNumber(name string) uint64 {
 }
 
 // DeleteBefore removes every base backup and WAL file older than the
-// segment in arg (WAL-E's delete before).
+// segment in arg (WAL-E's delete before). A backup name must name a
+// complete backup in the store, and at least one complete backup must
+// remain: a typo or a horizon past the newest backup would otherwise
+// delete every backup and all WAL.
 func DeleteBefore(ctx context.Context, o DeleteOptions, arg string) error {
 	h, err := Horizon(arg)
 	if err != nil {
 		return err
 	}
-	return o.before(ctx, h)
+	bs, err := List(ctx, o.Store)
+	if err != nil {
+		return err
+	}
+	if exactNameRe.MatchString(arg) && !slices.ContainsFunc(bs, func(b Backup) bool { return b.Name == arg }) {
+		return &walelog.UserError{
+			Msg:    "no base backup named " + arg,
+			Detail: "delete before takes the name of a complete base backup in the store; nothing was deleted.",
+			Hint:   "List the backups with backup-list.",
+		}
+	}
+	var newest string
+	oldestKept := uint64(0)
+	kept := 0
+	for _, b := range bs {
+		n := nameNumber(b.Name)
+		if newest == "" || n > nameNumber(newest) {
+			newest = b.Name
+		}
+		if n >= h {
+			if kept == 0 || n < oldestKept {
+				oldestKept = n
+			}
+			kept++
+		}
+	}
+	if kept == 0 {
+		detail := "The store holds no complete base backup."
+		if newest != "" {
+			detail = fmt.Sprintf("Its newest complete base backup is %s; nothing was deleted.", newest)
+		}
+		return &walelog.UserError{
+			Msg:    fmt.Sprintf("delete before %s would delete every complete base backup", arg),
+			Detail: detail,
+			Hint:   "Name a backup (or segment) no newer than the newest complete backup; to empty the store use delete everything.",
+		}
+	}
+	// WAL from the oldest remaining backup's start on stays (kept >= h by
+	// construction; the min guards the rule itself).
+	return o.beforeSplit(ctx, h, min(h, oldestKept))
 }
 
 func (o DeleteOptions) before(ctx context.Context, h uint64) error {
@@ -95,7 +149,10 @@ func (o DeleteOptions) beforeSplit(ctx context.Context, h, walH uint64) error {
 		return err
 	}
 	cands = append(cands, ws...)
-	return o.run(ctx, cands)
+	if err := o.run(ctx, cands); err != nil {
+		return err
+	}
+	return o.reclaim(ctx, h)
 }
 
 func (o DeleteOptions) skipWarn(key, why string) {

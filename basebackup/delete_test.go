@@ -221,3 +221,45 @@ func TestRetentionKeepsAllWALWhenAKeptBackupIsAWALEOfflineName(t *testing.T) {
 		t.Fatalf("no warning: %s", buf.String())
 	}
 }
+
+// TestDeleteBeforeRefusesWhatWouldWipeTheStore: an unknown or incomplete
+// backup name, a horizon past the newest complete backup and a segment
+// name with a suffix are all errors that delete nothing.
+func TestDeleteBeforeRefusesWhatWouldWipeTheStore(t *testing.T) {
+	for _, c := range []struct{ arg, want string }{
+		{"base_0000000100000000000000FF_00000040", "no base backup named"},
+		{"base_000000010000000000000003_00000040", "no base backup named"}, // incomplete
+		{"0000000100000000000000FF", "would delete every complete base backup"},
+		{"00000001000000000000000A", "would delete every complete base backup"},
+		{"000000010000000000000005.lz4", "invalid delete before argument"},
+		{nameB + "_backup_stop_sentinel.json", "invalid delete before argument"},
+	} {
+		o, _, keys := craftedStore(t)
+		before := keys()
+		err := DeleteBefore(context.Background(), o, c.arg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want %q", c.arg, err, c.want)
+		}
+		if !slices.Equal(before, keys()) {
+			t.Errorf("%s: refused delete removed keys", c.arg)
+		}
+	}
+}
+
+// TestDeleteBeforeTheNewestBackupKeepsItAndItsWAL: naming the newest
+// complete backup is allowed and keeps it and the WAL from its start.
+func TestDeleteBeforeTheNewestBackupKeepsItAndItsWAL(t *testing.T) {
+	o, _, keys := craftedStore(t)
+	if err := DeleteBefore(context.Background(), o, nameC); err != nil {
+		t.Fatal(err)
+	}
+	got := keys()
+	for _, kept := range []string{SentinelKey(nameC), PartitionKey(nameC, 0, ".zst"), "wal_005/000000020000000000000009", "wal_005/000000020000000000000010.lz4"} {
+		if !slices.Contains(got, kept) {
+			t.Errorf("%s deleted", kept)
+		}
+	}
+	if slices.Contains(got, SentinelKey(nameB)) {
+		t.Error("older backup kept")
+	}
+}

@@ -37,6 +37,10 @@ type FetchOptions struct {
 	// (none), "SOURCE" or a JSON file (WAL-E's --restore-spec).
 	BlindRestore bool
 	RestoreSpec  string
+	// Force empties the target first (keeping the configuration files and
+	// tablespace links a target may hold), so an earlier failed restore
+	// can be retried. A running cluster is still refused.
+	Force bool
 }
 
 // FetchResult describes a finished restore.
@@ -69,6 +73,11 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	pgdata, err := filepath.Abs(o.PGData)
 	if err != nil {
 		return res, err
+	}
+	if o.Force {
+		if err := clearTarget(pgdata); err != nil {
+			return res, err
+		}
 	}
 	if err := checkTarget(pgdata); err != nil {
 		return res, err
@@ -177,7 +186,7 @@ func fetchFailed(ctx context.Context, name, pgdata string, err error) error {
 	if ctx.Err() != nil {
 		err = fmt.Errorf("interrupted (%v)", context.Cause(ctx))
 	}
-	return fmt.Errorf("restore of %s into %s failed: %v; the directory is incomplete and PostgreSQL will not start on it (no global/pg_control)", name, pgdata, err)
+	return fmt.Errorf("restore of %s into %s failed: %v; the directory is incomplete and PostgreSQL will not start on it (no global/pg_control); retry with --force to empty it first", name, pgdata, err)
 }
 
 // restoreOwner is who owns restored files. As root, walden gives them to

@@ -2,8 +2,10 @@ package basebackup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -17,6 +19,9 @@ type Backup struct {
 	SentinelKey string
 	Modified    time.Time // the sentinel object's last-modified time
 	Sentinel    *Sentinel // nil until Load
+	partitions  []string  // names under tar_partitions/ seen by List
+	listed      bool      // partitions is known (the Backup came from List)
+	Broken      string    // why the backup cannot be restored, once Check found out
 }
 
 // List returns the complete backups in storage listing order. A backup is
@@ -27,14 +32,101 @@ func List(ctx context.Context, st storage.Store) ([]Backup, error) {
 		return nil, err
 	}
 	var out []Backup
+	parts := map[string][]string{}
 	for _, o := range objs {
 		rest := strings.TrimPrefix(o.Key, Dir)
+		if name, part, ok := strings.Cut(rest, "/tar_partitions/"); ok && !strings.Contains(part, "/") {
+			parts[name] = append(parts[name], part)
+		}
 		if strings.Contains(rest, "/") || !sentinelRe.MatchString(rest) {
 			continue
 		}
 		out = append(out, Backup{Name: rest[:nameLen], SentinelKey: o.Key, Modified: o.Modified})
 	}
+	for i := range out {
+		out[i].partitions, out[i].listed = parts[out[i].Name], true
+	}
 	return out, nil
+}
+
+// Check reads the sentinel and compares the partitions it lists (walden's
+// manifest; any at all for WAL-E's) with the store's listing. A backup
+// whose sentinel is not valid JSON or whose partitions are missing is
+// broken: Broken says why and Check returns it as an error. A failure to
+// read is returned without marking the backup broken.
+func (b *Backup) Check(ctx context.Context, st storage.Store) error {
+	if b.Broken != "" {
+		return errors.New(b.Broken)
+	}
+	if b.Sentinel == nil {
+		rc, err := st.Get(ctx, b.SentinelKey)
+		if err != nil {
+			return fmt.Errorf("read sentinel of %s: %w", b.Name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("read sentinel of %s: %w", b.Name, err)
+		}
+		s, err := ParseSentinel(data)
+		if err != nil {
+			b.Broken = "its sentinel is not valid: " + oneLine(err.Error())
+			return errors.New(b.Broken)
+		}
+		b.Sentinel = s
+	}
+	if !b.listed {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, p := range b.partitions {
+		have[p] = true
+	}
+	if len(have) == 0 {
+		b.Broken = "it has no partitions in the store"
+		return errors.New(b.Broken)
+	}
+	if m := b.Sentinel.Walden; m != nil {
+		var missing []string
+		for _, p := range m.Partitions {
+			if !have[p.Name] {
+				missing = append(missing, p.Name)
+			}
+		}
+		if len(missing) > 0 {
+			b.Broken = fmt.Sprintf("%d of its %d partitions are missing from the store (first %s)", len(missing), len(m.Partitions), missing[0])
+			return errors.New(b.Broken)
+		}
+	}
+	return nil
+}
+
+// LatestUsable is LATEST among the backups that pass Check: broken ones
+// are skipped (and keep their Broken reason), so a damaged newest backup
+// never becomes the one restored.
+func LatestUsable(ctx context.Context, st storage.Store, bs []Backup) (Backup, bool, error) {
+	order := make([]int, len(bs))
+	for i := range order {
+		order[i] = i
+	}
+	// Newest sentinel first; on a tie the later one in listing order.
+	sort.SliceStable(order, func(x, y int) bool {
+		a, b := bs[order[x]], bs[order[y]]
+		if !a.Modified.Equal(b.Modified) {
+			return a.Modified.After(b.Modified)
+		}
+		return order[x] > order[y]
+	})
+	for _, i := range order {
+		err := bs[i].Check(ctx, st)
+		if err == nil {
+			return bs[i], true, nil
+		}
+		if bs[i].Broken == "" {
+			return Backup{}, false, err
+		}
+	}
+	return Backup{}, false, nil
 }
 
 // Latest is WAL-E's LATEST: the backup whose sentinel was modified last;
@@ -101,7 +193,18 @@ func Resolve(ctx context.Context, st storage.Store, name string) (Backup, error)
 	if err != nil {
 		return Backup{}, err
 	}
-	found, _ := Query(bs, name)
+	var found []Backup
+	if name == "LATEST" {
+		b, ok, err := LatestUsable(ctx, st, bs)
+		if err != nil {
+			return Backup{}, err
+		}
+		if ok {
+			found = []Backup{b}
+		}
+	} else {
+		found, _ = Query(bs, name)
+	}
 	switch len(found) {
 	case 0:
 		return Backup{}, &walelog.UserError{

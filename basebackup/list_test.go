@@ -3,6 +3,8 @@ package basebackup
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +69,7 @@ func TestQueryAcceptsLatestAndExactNamesOnly(t *testing.T) {
 func TestBackupListRowsAreWALETSVWithCRLF(t *testing.T) {
 	st, _, dir := testStore(t)
 	putKeys(t, st, dir, SentinelKey(nameA))
-	rows, ok, err := ListRows(context.Background(), st, "file", "", false)
+	rows, ok, err := ListRows(context.Background(), st, "file", "", false, nil)
 	if err != nil || !ok {
 		t.Fatal(err, ok)
 	}
@@ -80,7 +82,7 @@ func TestBackupListRowsAreWALETSVWithCRLF(t *testing.T) {
 	if b.String() != want {
 		t.Fatalf("got %q\nwant %q", b.String(), want)
 	}
-	_, ok, _ = ListRows(context.Background(), st, "file", "bogus", false)
+	_, ok, _ = ListRows(context.Background(), st, "file", "bogus", false, nil)
 	if ok {
 		t.Fatal("bogus query accepted")
 	}
@@ -88,12 +90,12 @@ func TestBackupListRowsAreWALETSVWithCRLF(t *testing.T) {
 
 func TestBackupListDetailReadsTheSentinelOnTheFileBackend(t *testing.T) {
 	st, _, dir := testStore(t)
-	putKeys(t, st, dir)
+	putKeys(t, st, dir, PartitionKey(nameA, 0, ".lz4"))
 	s := `{"wal_segment_backup_stop": "000000010000000000000003", "wal_segment_offset_backup_stop": "00000100", "expanded_size_bytes": 42, "spec": {"base_prefix": "/d/", "tablespaces": []}}`
 	if err := st.Put(context.Background(), SentinelKey(nameA), strings.NewReader(s), int64(len(s)), putOpts()); err != nil {
 		t.Fatal(err)
 	}
-	rows, _, err := ListRows(context.Background(), st, "file", "LATEST", true)
+	rows, _, err := ListRows(context.Background(), st, "file", "LATEST", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,5 +132,60 @@ func TestTSVQuotesOnlyFieldsThatNeedIt(t *testing.T) {
 	WriteTSV(&b, [][]string{{"a", "b\tc", `d"e`, ""}})
 	if got := b.String(); got != "a\t\"b\tc\"\t\"d\"\"e\"\t\r\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestBrokenBackupsAreListedButNeverLatest: a sentinel that is not JSON
+// and a manifest naming a partition the store lacks make a backup broken:
+// backup-list keeps its row (size and stop columns empty) and reports it,
+// and LATEST, Resolve and ChooseBackup pick the newest intact backup.
+func TestBrokenBackupsAreListedButNeverLatest(t *testing.T) {
+	st, _, dir := testStore(t)
+	ctx := context.Background()
+	good := `{"wal_segment_backup_stop": "000000010000000000000003", "wal_segment_offset_backup_stop": "00000100", "expanded_size_bytes": 42, "spec": {"base_prefix": "/d/", "tablespaces": []}}`
+	partial := `{"wal_segment_backup_stop": "000000010000000000000006", "wal_segment_offset_backup_stop": "00000100", "expanded_size_bytes": 42, "spec": {"base_prefix": "/d/", "tablespaces": []},` +
+		` "walden": {"format_version": 1, "compression": "lz4", "encryption_key_fingerprint": "", "partitions": [{"name": "part_00000000.tar.lz4"}, {"name": "part_00000001.tar.lz4"}]}}`
+	put := func(key, body string, age time.Duration) {
+		if err := st.Put(ctx, key, strings.NewReader(body), int64(len(body)), putOpts()); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Now().Add(-age)
+		os.Chtimes(filepath.Join(dir, key), mt, mt)
+	}
+	put(PartitionKey(nameA, 0, ".lz4"), "p", 3*time.Hour)
+	put(SentinelKey(nameA), good, 3*time.Hour)
+	put(PartitionKey(nameB, 0, ".lz4"), "p", 2*time.Hour)
+	put(SentinelKey(nameB), partial, 2*time.Hour)
+	put(PartitionKey(nameC, 0, ".lz4"), "p", time.Hour)
+	put(SentinelKey(nameC), `{"wal_segment_backup_stop": "0000`, time.Hour)
+
+	broken := map[string]string{}
+	rows, _, err := ListRows(ctx, st, "file", "", true, func(n, why string) { broken[n] = why })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("rows %q", rows)
+	}
+	if !strings.Contains(broken[nameB], "missing") || !strings.Contains(broken[nameC], "not valid") || broken[nameA] != "" {
+		t.Fatalf("broken %q", broken)
+	}
+	for _, r := range rows[1:] {
+		if r[0] != nameA && (r[2] != "" || r[5] != "") {
+			t.Errorf("broken row has detail columns: %q", r)
+		}
+	}
+	rows, _, err = ListRows(ctx, st, "file", "LATEST", false, nil)
+	if err != nil || len(rows) != 2 || rows[1][0] != nameA {
+		t.Fatalf("LATEST rows %q %v", rows, err)
+	}
+	if b, err := Resolve(ctx, st, "LATEST"); err != nil || b.Name != nameA {
+		t.Fatalf("Resolve LATEST: %v %v", b.Name, err)
+	}
+	if b, err := ChooseBackup(ctx, st, "", Target{}); err != nil || b.Name != nameA {
+		t.Fatalf("ChooseBackup: %v %v", b.Name, err)
+	}
+	if b, err := ChooseBackup(ctx, st, "", Target{Time: time.Now().UTC().Format(time.RFC3339)}); err != nil || b.Name != nameA {
+		t.Fatalf("ChooseBackup by time: %v %v", b.Name, err)
 	}
 }

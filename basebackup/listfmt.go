@@ -69,28 +69,53 @@ func WriteTSV(w io.Writer, rows [][]string) error {
 	return err
 }
 
-// ListRows builds backup-list's output for a query ("" = all); with detail
-// every sentinel is read. ok is false for an invalid query, in which case
+// ListRows builds backup-list's output for a query ("" = all). Every
+// backup is checked (sentinel readable as JSON, partitions present); a
+// broken one keeps its row, in WAL-E's columns, with the size and stop
+// columns empty even with detail, and is reported through broken. LATEST
+// skips broken backups. ok is false for an invalid query, in which case
 // rows holds only the header, which WAL-E printed before failing.
-func ListRows(ctx context.Context, st storage.Store, scheme, query string, detail bool) (rows [][]string, ok bool, err error) {
+func ListRows(ctx context.Context, st storage.Store, scheme, query string, detail bool, broken func(name, why string)) (rows [][]string, ok bool, err error) {
 	rows = [][]string{ListHeader}
-	bs, err := List(ctx, st)
+	all, err := List(ctx, st)
 	if err != nil {
 		return rows, true, err
 	}
-	if query != "" {
+	bs := all
+	switch {
+	case query == "LATEST":
+		b, found, err := LatestUsable(ctx, st, all)
+		if err != nil {
+			return rows, true, err
+		}
+		bs = nil
+		if found {
+			bs = []Backup{b}
+		}
+	case query != "":
 		var valid bool
-		if bs, valid = Query(bs, query); !valid {
+		if bs, valid = Query(all, query); !valid {
 			return rows, false, nil
 		}
 	}
 	for i := range bs {
-		if detail {
-			if err := bs[i].Load(ctx, st); err != nil {
-				return rows, true, err
-			}
+		if err := bs[i].Check(ctx, st); err != nil && bs[i].Broken == "" {
+			return rows, true, err
 		}
-		rows = append(rows, Row(scheme, bs[i]))
+		if bs[i].Broken != "" {
+			if broken != nil {
+				broken(bs[i].Name, bs[i].Broken)
+			}
+			b := bs[i]
+			b.Sentinel = nil
+			rows = append(rows, Row(scheme, b))
+			continue
+		}
+		b := bs[i]
+		if !detail {
+			b.Sentinel = nil // WAL-E filled these columns only with --detail
+		}
+		rows = append(rows, Row(scheme, b))
 	}
 	return rows, true, nil
 }

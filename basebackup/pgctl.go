@@ -55,7 +55,46 @@ func (s *Server) command(ctx context.Context, prog string, args ...string) *exec
 
 // Start starts the server without waiting (pg_ctl -W): a server in archive
 // recovery with hot_standby off accepts no connection before it is done.
-func (s *Server) Start(ctx context.Context) error {
+// serverOpts are passed to postgres (pg_ctl -o) and override every
+// configuration file for this run only.
+func (s *Server) Start(ctx context.Context, serverOpts ...string) error {
+	return s.start(ctx, false, serverOpts)
+}
+
+// StartReady starts the server and waits until it accepts connections.
+func (s *Server) StartReady(ctx context.Context) error { return s.start(ctx, true, nil) }
+
+// Stop shuts the server down (fast mode) and waits for it to be gone.
+func (s *Server) Stop(ctx context.Context) error {
+	cmd := s.command(ctx, "pg_ctl", "-D", s.PGData, "-m", "fast", "-w", "-t", "300", "stop")
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Query runs one statement on the running server and returns its output.
+func (s *Server) Query(ctx context.Context, sql string) (string, error) {
+	_, sock, port, ok := s.postmaster()
+	if !ok {
+		return "", fmt.Errorf("PostgreSQL is not running in %s", s.PGData)
+	}
+	return s.query(ctx, sock, port, sql)
+}
+
+// NoArchivingOpts are server options that keep every archive_command and
+// archive_library from running while .ready files still pile up, so
+// archiving resumes complete once the server is restarted without them.
+func NoArchivingOpts(major int) []string {
+	o := []string{"-c", "archive_command=false"}
+	if major >= 15 {
+		o = append(o, "-c", "archive_library=''")
+	}
+	return o
+}
+
+func (s *Server) start(ctx context.Context, wait bool, serverOpts []string) error {
 	logDir := filepath.Dir(s.LogFile)
 	if _, err := os.Stat(logDir); err != nil {
 		if err := os.Mkdir(logDir, 0o700); err != nil {
@@ -65,7 +104,16 @@ func (s *Server) Start(ctx context.Context) error {
 			os.Chown(logDir, uid, gid)
 		}
 	}
-	cmd := s.command(ctx, "pg_ctl", "-D", s.PGData, "-l", s.LogFile, "-W", "start")
+	args := []string{"-D", s.PGData, "-l", s.LogFile}
+	if wait {
+		args = append(args, "-w", "-t", "300")
+	} else {
+		args = append(args, "-W")
+	}
+	if len(serverOpts) > 0 {
+		args = append(args, "-o", strings.Join(serverOpts, " "))
+	}
+	cmd := s.command(ctx, "pg_ctl", append(args, "start")...)
 	cmd.Dir = "/"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s", err, strings.TrimSpace(string(out)))

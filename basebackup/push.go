@@ -35,6 +35,9 @@ type PushOptions struct {
 	Offline          bool  // --while-offline: the cluster is stopped
 	ConnString       string
 	Locked           bool // the caller already holds Lock(PGData)
+	// WALTimeout bounds the wait, after the backup stopped, for its WAL
+	// to be archived and listed in the store (0: DefaultWALTimeout).
+	WALTimeout time.Duration
 
 	// Progress, if set, is called after each partition and every
 	// ProgressInterval (default 30s), when a progress line is also logged.
@@ -101,6 +104,7 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 			return Result{}, &walelog.UserError{Msg: "Could not start hot backup", Detail: oneLine(err.Error())}
 		}
 		s.pgdata = pgdata
+		s.walTimeout = o.WALTimeout
 		s.warn = func(msg string) { o.Log.Warn(walelog.Backup, "blocking on sending WAL segments", msg, "") }
 		if err := s.checkDataDir(ctx, pgdata); err != nil {
 			s.close()
@@ -183,6 +187,19 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 	}
 	infos = append(infos, info)
 	p.partitionDone()
+
+	// The sentinel certifies a restorable backup: its WAL, from the start
+	// to the stop segment, must be in the store first. An offline backup
+	// needs none (it is consistent by itself).
+	if !o.Offline {
+		r, err := newSegRange(si.File, st.File, si.SegSize)
+		if err == nil {
+			err = waitWALInStore(ctx, o.Store, o.Prefix, r, o.WALTimeout, o.Log)
+		}
+		if err != nil {
+			return Result{}, p.interrupted(ctx, err)
+		}
+	}
 
 	res.FinishTime = time.Now().UTC()
 	for _, in := range infos {
@@ -296,7 +313,12 @@ func (p *pusher) progress() Progress {
 	return Progress{BytesRead: p.read.Load(), BytesTotal: p.total, PartitionsDone: p.partsDone, PartitionsTotal: p.partsTotal}
 }
 
-// reportProgress logs a progress line every interval until stopped.
+// progressEvery is how often a running backup hands its counters to
+// o.Progress (the agent's live metrics), independent of the log interval.
+var progressEvery = time.Second
+
+// reportProgress logs a progress line every interval, and passes the
+// counters to o.Progress every progressEvery, until stopped.
 func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 	every := p.o.ProgressInterval
 	if every <= 0 {
@@ -309,6 +331,8 @@ func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
+		live := time.NewTicker(progressEvery)
+		defer live.Stop()
 		start := time.Now()
 		for {
 			select {
@@ -316,6 +340,10 @@ func (p *pusher) reportProgress(ctx context.Context) (stop func()) {
 				return
 			case <-ctx.Done():
 				return
+			case <-live.C:
+				if p.o.Progress != nil {
+					p.o.Progress(p.progress())
+				}
 			case <-t.C:
 				pr := p.progress()
 				pct := 0.0

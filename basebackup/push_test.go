@@ -17,6 +17,7 @@ import (
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/codec"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/walelog"
 )
 
 // fakeSession stands in for PostgreSQL.
@@ -104,6 +105,7 @@ func pushFake(t *testing.T, st storage.Store, p storage.Prefix, f blob.Format, p
 	t.Helper()
 	log, _ := testLogger()
 	sess := &fakeSession{}
+	putWAL(t, st, "000000010000000000000003")
 	res, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: f, Log: log, PGData: pgdata,
 		Concurrency: 3, PartitionSize: 1 << 20, sess: sess})
 	if err != nil {
@@ -377,5 +379,116 @@ func TestMissingTablespaceLinksAndSpecFileAreWALEErrors(t *testing.T) {
 	s, _ := restoreSpec(target, spec, nil)
 	if err := verifyRestorePaths(s); err == nil || !strings.Contains(err.Error(), "Symlinks for some tablespaces not found or created.") {
 		t.Fatalf("verify: %v", err)
+	}
+}
+
+// putWAL stores an archived segment, as wal-push would have.
+func putWAL(t *testing.T, st storage.Store, seg string) {
+	t.Helper()
+	if err := st.Put(context.Background(), "wal_005/"+seg+".lz4", strings.NewReader("wal"), 3, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPushWithoutItsWALInTheStoreWritesNoSentinel: the backup's stop
+// segment never reaches the store, so after the (bounded) wait the push
+// fails and the backup is not listed; a partial segment does not count.
+func TestPushWithoutItsWALInTheStoreWritesNoSentinel(t *testing.T) {
+	st, p, _ := testStore(t)
+	pgdata, _ := fakeCluster(t)
+	if err := st.Put(context.Background(), "wal_005/000000010000000000000003.partial.lz4", strings.NewReader("x"), 1, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log, buf := testLogger()
+	old := walPollEvery
+	walPollEvery = 50 * time.Millisecond
+	defer func() { walPollEvery = old }()
+	start := time.Now()
+	_, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: blob.Format{Codec: codec.LZ4{}}, Log: log, PGData: pgdata,
+		Concurrency: 2, PartitionSize: 1 << 20, WALTimeout: 700 * time.Millisecond, sess: &fakeSession{}})
+	if err == nil || !strings.Contains(err.Error(), "the WAL this backup needs is not in the store") {
+		t.Fatalf("push without WAL: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the wait was not bounded: %s", d)
+	}
+	if ue, ok := err.(*walelog.UserError); !ok || !strings.Contains(ue.Detail, "000000010000000000000003") {
+		t.Errorf("the error does not name the segment: %#v", err)
+	}
+	if bs, _ := List(context.Background(), st); len(bs) != 0 {
+		t.Fatalf("a backup without its WAL is listed: %v", bs)
+	}
+	if !strings.Contains(buf.String(), "waiting for the backup's WAL to reach the store") {
+		t.Errorf("no waiting line:\n%s", buf.String())
+	}
+}
+
+// TestProgressBytesAreReportedWhileTheFirstPartitionIsRead: the
+// Progress callback (the agent's walden_backup_progress_bytes) sees bytes
+// read before any partition is finished, not only per partition or per
+// log line.
+func TestProgressBytesAreReportedWhileTheFirstPartitionIsRead(t *testing.T) {
+	pgdata, _ := fakeCluster(t)
+	st, p, _ := testStore(t)
+	putWAL(t, st, "000000010000000000000003")
+	log, _ := testLogger()
+	old := progressEvery
+	progressEvery = 100 * time.Millisecond
+	defer func() { progressEvery = old }()
+	var early atomic.Int64
+	_, err := Push(context.Background(), PushOptions{Store: st, Prefix: p, Format: blob.Format{Codec: codec.LZ4{}}, Log: log, PGData: pgdata,
+		Concurrency: 1, PartitionSize: 1 << 30, RateLimit: 256 << 10, ProgressInterval: time.Hour, sess: &fakeSession{},
+		Progress: func(pr Progress) {
+			if pr.PartitionsDone == 0 && pr.BytesRead > early.Load() {
+				early.Store(pr.BytesRead)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early.Load() == 0 {
+		t.Fatal("no bytes reported before the first partition finished")
+	}
+}
+
+// TestFetchForceRetriesAfterAFailedFetch: a failed fetch leaves a partial
+// directory that a plain retry refuses ("not empty"); --force empties it,
+// keeping the operator's postgresql.conf, and the retry restores whole.
+func TestFetchForceRetriesAfterAFailedFetch(t *testing.T) {
+	pgdata, _ := fakeCluster(t)
+	st, p, storeDir := testStore(t)
+	res, _ := pushFake(t, st, p, blob.Format{Codec: codec.LZ4{}}, pgdata)
+	part := filepath.Join(storeDir, PartitionKey(res.Name, 0, ".lz4"))
+	good, _ := os.ReadFile(part)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 0xff
+	os.WriteFile(part, bad, 0o644)
+	target := filepath.Join(t.TempDir(), "r")
+	os.Mkdir(target, 0o700)
+	os.WriteFile(filepath.Join(target, "postgresql.conf"), []byte("# mine\n"), 0o600)
+	log, _ := testLogger()
+	fetch := func(force bool) error {
+		_, err := Fetch(context.Background(), FetchOptions{Store: st, Prefix: p, Log: log, PGData: target, Backup: res.Name, Concurrency: 2, BlindRestore: true, Force: force})
+		return err
+	}
+	if err := fetch(false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("corrupt fetch: %v", err)
+	}
+	os.WriteFile(part, good, 0o644)
+	if err := fetch(false); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("retry without --force: %v", err)
+	}
+	if err := fetch(true); err != nil {
+		t.Fatalf("retry with --force: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "global", "pg_control")); err != nil {
+		t.Fatal("no pg_control after the forced retry")
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "postgresql.conf")); string(b) != "# mine\n" {
+		t.Fatalf("postgresql.conf replaced: %q", b)
+	}
+	os.WriteFile(filepath.Join(target, "postmaster.pid"), nil, 0o600)
+	if err := fetch(true); err == nil || !strings.Contains(err.Error(), "live data directory") {
+		t.Fatalf("--force over a running cluster: %v", err)
 	}
 }

@@ -90,14 +90,22 @@ func ChooseBackup(ctx context.Context, st storage.Store, name string, t Target) 
 			return Backup{}, err
 		}
 	default:
-		b, _ := Latest(bs)
+		b, ok, err := LatestUsable(ctx, st, bs)
+		if err != nil {
+			return Backup{}, err
+		}
+		if !ok {
+			return Backup{}, &walelog.UserError{Msg: "no backups found for fetching", Detail: "Every base backup in the store is broken (see backup-list)."}
+		}
 		return b, nil
 	}
 	best := -1
 	for i := range bs {
-		// An unreadable sentinel only costs the finish time and LSN here;
-		// fetching that backup reports it.
-		_ = bs[i].Load(ctx, st)
+		// A broken backup is never chosen; an unreadable sentinel only
+		// costs the finish time and LSN here (fetching reports it).
+		if bs[i].Check(ctx, st) != nil && bs[i].Broken != "" {
+			continue
+		}
 		b := bs[i]
 		if !when.IsZero() && !BackupTime(b).Before(when) {
 			continue
@@ -269,4 +277,13 @@ func ownerOf(pgdata string) (int, int) {
 		return -1, -1
 	}
 	return int(st.Uid), int(st.Gid)
+}
+
+// DisableArchiving appends archive_mode = off to postgresql.auto.conf (or
+// recovery.conf's sibling postgresql.auto.conf before 12), so the server
+// in pgdata archives nothing into the store until an operator turns it on.
+func DisableArchiving(pgdata, why string) error {
+	uid, gid := ownerOf(pgdata)
+	line := fmt.Sprintf("\n# %s\narchive_mode = 'off'\n", why)
+	return writeOwned(filepath.Join(pgdata, "postgresql.auto.conf"), []byte(line), true, uid, gid)
 }

@@ -109,8 +109,16 @@ func TestShellAndConfQuoting(t *testing.T) {
 
 func TestChooseBackupPicksNewestFinishedBeforeTheTarget(t *testing.T) {
 	st, _, dir := testStore(t)
-	putKeys(t, st, dir, SentinelKey(nameA), SentinelKey(nameB), SentinelKey(nameC)) // 00:00:00, :01, :02
 	ctx := context.Background()
+	for i, n := range []string{nameA, nameB, nameC} { // sentinels at 00:00:00, :01, :02
+		putKeys(t, st, dir, PartitionKey(n, 0, ".lz4"))
+		body := `{"wal_segment_backup_stop": "000000010000000000000003", "wal_segment_offset_backup_stop": "00000100", "expanded_size_bytes": 1, "spec": null}`
+		if err := st.Put(ctx, SentinelKey(n), strings.NewReader(body), int64(len(body)), putOpts()); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)
+		os.Chtimes(filepath.Join(dir, SentinelKey(n)), mt, mt)
+	}
 	b, err := ChooseBackup(ctx, st, "", Target{Time: "2026-01-01 00:00:01.5+00"})
 	if err != nil || b.Name != nameB {
 		t.Fatalf("chose %s, %v", b.Name, err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walden-pg/walden/walelog"
 )
 
 // session is the server side of one backup: start, stop, or abort.
@@ -57,6 +59,7 @@ type pgSession struct {
 	// a primary, always on a standby), so stop waits for it.
 	waitArchive bool
 	warn        func(string) // says that the wait for archiving drags on
+	walTimeout  time.Duration
 }
 
 // connect opens the session's connection from the PG* variables, as libpq
@@ -111,6 +114,15 @@ func (s *pgSession) start(ctx context.Context, label string) (startInfo, error) 
 	var archiveMode string
 	if err := s.conn.QueryRow(ctx, "SELECT current_setting('archive_mode')").Scan(&archiveMode); err == nil {
 		s.waitArchive = archiveMode == "always" || (archiveMode == "on" && !standby)
+		if archiveMode == "off" && !standby {
+			// Its WAL would never reach the store: the backup could not
+			// be restored. Refused before anything is uploaded.
+			return i, &walelog.UserError{
+				Msg:    "Could not start hot backup",
+				Detail: "archive_mode is off on this server, so the WAL the backup needs would never reach the store.",
+				Hint:   "Set archive_mode = on and an archive_command running wal-push into this store (restart needed), or back up a stopped cluster with --while-offline.",
+			}
+		}
 	}
 	if i.VersionNum < 90600 {
 		return i, fmt.Errorf("PostgreSQL %d is too old: non-exclusive backups need 9.6 or later", i.VersionNum)
@@ -207,7 +219,21 @@ func (s *pgSession) stop(ctx context.Context) (stopInfo, error) {
 		// The names PostgreSQL waits for: the last segment and the backup
 		// history file (named after the start segment, offset in hex).
 		hist := fmt.Sprintf("%s.%08X.backup", SegmentOf(tli, s.info.LSN, s.info.SegSize), uint64(s.info.LSN)%s.info.SegSize)
-		if err := waitArchived(ctx, s.walDir(), []string{o.File, hist}, s.warn); err != nil {
+		timeout := s.walTimeout
+		if timeout <= 0 {
+			timeout = DefaultWALTimeout
+		}
+		wctx, cancel := context.WithTimeoutCause(ctx, timeout, errArchiveTimeout)
+		err := waitArchived(wctx, s.walDir(), []string{o.File, hist}, s.warn)
+		cancel()
+		if errors.Is(err, errArchiveTimeout) {
+			return o, &walelog.UserError{
+				Msg:    "the WAL this backup needs was not archived",
+				Detail: fmt.Sprintf("PostgreSQL's archiver did not archive %s within %s (WALDEN_BACKUP_WAL_TIMEOUT); no sentinel was written.", o.File, timeout),
+				Hint:   "Check archive_command and the server log for archiver failures.",
+			}
+		}
+		if err != nil {
 			return o, err
 		}
 	}
@@ -220,6 +246,8 @@ func (s *pgSession) walDir() string {
 	}
 	return filepath.Join(s.pgdata, "pg_wal")
 }
+
+var errArchiveTimeout = errors.New("timed out waiting for the archiver")
 
 // waitArchived waits until PostgreSQL's archiver is done with every named
 // WAL file, by PostgreSQL's own test (XLogArchiveIsBusy): a .done status

@@ -80,3 +80,43 @@ func checkTarget(pgdata string) error {
 	}
 	return nil
 }
+
+// clearTarget empties pgdata for backup-fetch --force: everything goes
+// except what checkTarget allows (configuration, signal files, tablespace
+// symlinks in pg_tblspc). Files under the tablespace links are left and
+// overwritten by the restore. A running cluster is refused.
+func clearTarget(pgdata string) error {
+	if _, err := os.Lstat(filepath.Join(pgdata, "postmaster.pid")); err == nil {
+		return errLiveDataDir
+	}
+	ents, err := os.ReadDir(pgdata)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(pgdata, e.Name())
+		switch {
+		case allowedInTarget[e.Name()]:
+		case e.Name() == "pg_tblspc" && e.IsDir():
+			links, err := os.ReadDir(p)
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				if l.Type()&fs.ModeSymlink == 0 {
+					if err := os.RemoveAll(filepath.Join(p, l.Name())); err != nil {
+						return err
+					}
+				}
+			}
+		default:
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -122,6 +122,9 @@ echo "S3 (gofakes3 in memory on 127.0.0.1:$S3PORT)"
 "$work/s3server" -addr "127.0.0.1:$S3PORT" -bucket bench > "$work/s3.log" 2>&1 &
 s3pid=$!
 for _ in $(seq 50); do grep -q listening "$work/s3.log" && break; sleep 0.1; done
+# backup-push certifies a backup only once its WAL is in the same store:
+# from here on the server archives into the S3 store.
+as_pg "${pgenv[@]}" "$bindir/psql" -X -q -c "alter system set archive_command = '$work/walden --envdir $work/env-s3 wal-push %p'" -c 'select pg_reload_conf()' postgres >/dev/null
 measure "walden, S3" push "${aspg[@]}" "${pgenv[@]}" "$work/walden" --envdir "$work/env-s3" backup-push "$work/data"
 measure "walden, S3" fetch "${aspg[@]}" "$work/walden" --envdir "$work/env-s3" backup-fetch "$work/target" LATEST
 kill "$s3pid"; wait "$s3pid" 2>/dev/null || true; s3pid=

@@ -78,6 +78,11 @@ type Settings struct {
 	// configured (WALDEN_ALLOW_PLAINTEXT, for a WAL-E archive a key was
 	// added to later).
 	AllowPlaintext bool
+
+	// Base backups: how long backup-push waits, after the backup stopped,
+	// for its WAL to be archived and listed in the store
+	// (WALDEN_BACKUP_WAL_TIMEOUT; 0 means the built-in default, 10m).
+	BackupWALTimeout time.Duration
 }
 
 // Retention is WALDEN_RETAIN: a count or an age.
@@ -307,7 +312,28 @@ func Load(env Env, f Flags) (*Settings, error) {
 	default:
 		return nil, bad("WALDEN_ALLOW_PLAINTEXT", "must be true, false, 1 or 0, not %q", v)
 	}
+
+	// Base backups
+	if v, err := str("WALDEN_BACKUP_WAL_TIMEOUT", ""); err != nil {
+		return nil, err
+	} else if v != "" {
+		if s.BackupWALTimeout, err = parseWALTimeout(v); err != nil {
+			return nil, bad("WALDEN_BACKUP_WAL_TIMEOUT", "%v", err)
+		}
+	}
 	return s, nil
+}
+
+// parseWALTimeout reads a Go duration ("90s", "10m") or whole seconds.
+func parseWALTimeout(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("must be a positive duration like 10m or 600, not %q", v)
+	}
+	return d, nil
 }
 
 // RequirePrefix returns ErrNoPrefix when no storage prefix is configured.

@@ -452,6 +452,7 @@ func (b *backups) Backup(ctx context.Context, progress func(agent.Progress)) (ag
 		RateLimit:        s.DiskRateLimit,
 		NetworkRateLimit: s.NetworkRateLimit,
 		Locked:           true,
+		WALTimeout:       s.BackupWALTimeout,
 		Progress: func(p basebackup.Progress) {
 			progress(agent.Progress{BytesRead: p.BytesRead, PartitionsDone: p.PartitionsDone})
 		},
@@ -465,7 +466,7 @@ func (b *backups) Backup(ctx context.Context, progress func(agent.Progress)) (ag
 
 func (b *backups) Retain(ctx context.Context) (int, error) {
 	r := b.settings.Retain
-	res, err := basebackup.Retain(ctx, basebackup.DeleteOptions{Store: b.store, Prefix: b.settings.Prefix, Log: b.log},
+	res, err := basebackup.Retain(ctx, basebackup.DeleteOptions{Store: b.store, Prefix: b.settings.Prefix, Log: b.log, PGData: b.pgdata},
 		basebackup.RetainPolicy{Count: r.Count, Age: r.Age})
 	return len(res.Deleted), err
 }

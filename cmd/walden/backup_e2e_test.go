@@ -271,7 +271,31 @@ func TestBackupOfAStandbyRestores(t *testing.T) {
 		t.Fatalf("not a standby: %s", got)
 	}
 	p.Pgbench(t, "-n", "-c", "1", "-t", "200")
-	r := bbMust(t, bbWalden(t, bin, envdir, s.Env(), "backup-push", s.Dir), "backup-push on the standby")
+	// A standby does not archive: its backup is complete once the primary
+	// archived the stop segment, so the primary keeps switching WAL.
+	p.Psql(t, "create table tick(x int)")
+	var out bbLockedBuffer
+	push := pgtest.Command(t, s.Env(), "", bin, "--envdir", envdir, "backup-push", s.Dir)
+	push.Stderr = &out
+	if err := push.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- push.Wait() }()
+	var perr error
+	for waiting := true; waiting; {
+		select {
+		case perr = <-done:
+			waiting = false
+		case <-time.After(time.Second):
+			p.Psql(t, "insert into tick values (1)")
+			p.Psql(t, "select pg_switch_wal()")
+		}
+	}
+	r := bbResult{stderr: out.String()}
+	if perr != nil {
+		t.Fatalf("backup-push on the standby: %v\n%s", perr, bbTail(r.stderr, 3000))
+	}
 	m := bbBackupNameRe.FindStringSubmatch(r.stderr)
 	if m == nil || !strings.HasPrefix(m[1], "base_00000001") {
 		t.Fatalf("backup name: %v\n%s", m, bbTail(r.stderr, 2000))

@@ -10,11 +10,23 @@ import (
 )
 
 var backupFetchCmd = &command{
-	name: "backup-fetch", desc: "restore a base backup into an empty directory",
+	name: "backup-fetch", desc: `restore a base backup into an empty directory
+
+After the fetch, configure recovery before starting PostgreSQL. PostgreSQL 12
+and later refuse to start with a recovery.conf: put restore_command (and any
+recovery_target_*) into postgresql.conf or postgresql.auto.conf and create an
+empty recovery.signal in the data directory. "walden restore" does all of it
+(backup, restore_command, target, start, and a check that replay reached the
+end of the archive).
+
+A failed fetch leaves an incomplete directory (without global/pg_control,
+so PostgreSQL will not start on it); a new attempt refuses it with "restore
+target is not empty" unless given --force.`,
 	opts: []opt{
 		{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "partitions downloaded and extracted at once (default WALDEN_DOWNLOAD_CONCURRENCY)"},
 		{long: "--blind-restore", help: "do not check that tablespace symlinks exist"},
 		{long: "--restore-spec", metavar: "RESTORE_SPEC", help: "JSON tablespace restore spec, or SOURCE for the backup's own"},
+		{long: "--force", help: "empty the target first (keeps postgresql.conf, pg_hba.conf, pg_ident.conf, signal files and tablespace links), e.g. after a failed fetch; a running cluster is still refused"},
 	},
 	positionals: []string{"PG_CLUSTER_DIRECTORY", "BACKUP_NAME"}, minPos: 2, maxPos: 2,
 	startMsg: true,
@@ -42,7 +54,7 @@ func (a *app) fetchBackup(ctx context.Context, p *args, pgdata, name string) (ba
 	res, err := basebackup.Fetch(ctx, basebackup.FetchOptions{
 		Store: st, Prefix: a.settings.Prefix, Crypt: cr, Log: a.log,
 		PGData: pgdata, Backup: name, Concurrency: pool,
-		BlindRestore: p.flags["--blind-restore"], RestoreSpec: spec,
+		BlindRestore: p.flags["--blind-restore"], RestoreSpec: spec, Force: p.flags["--force"],
 	})
 	if err != nil {
 		return res, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/walden-pg/walden/basebackup"
 	"github.com/walden-pg/walden/walelog"
@@ -21,7 +22,10 @@ var backupListCmd = &command{
 		if len(p.pos) > 0 {
 			query = p.pos[0]
 		}
-		rows, ok, lerr := basebackup.ListRows(ctx, st, a.settings.Prefix.Scheme, query, p.flags["--detail"])
+		rows, ok, lerr := basebackup.ListRows(ctx, st, a.settings.Prefix.Scheme, query, p.flags["--detail"], func(name, why string) {
+			a.log.Warn(walelog.WaldenName, "broken base backup", fmt.Sprintf("Backup %s cannot be restored: %s.", name, why),
+				"It is listed but never chosen as LATEST; delete it or restore an older one.")
+		})
 		if err := basebackup.WriteTSV(a.stdout, rows); err != nil {
 			return err
 		}

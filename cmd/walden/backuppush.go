@@ -48,6 +48,7 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 		RateLimit:        rate,
 		NetworkRateLimit: a.settings.NetworkRateLimit,
 		Offline:          p.flags["--while-offline"],
+		WALTimeout:       a.settings.BackupWALTimeout,
 	})
 	if err != nil {
 		return err

@@ -77,7 +77,7 @@ func runDelete(ctx context.Context, a *app, p *args) error {
 	} else {
 		a.log.Info(walelog.Main, "deleting data in the store", "", "")
 	}
-	o := basebackup.DeleteOptions{Store: st, Prefix: a.settings.Prefix, Log: a.log, DryRun: dry}
+	o := basebackup.DeleteOptions{Store: st, Prefix: a.settings.Prefix, Log: a.log, DryRun: dry, PGData: a.settings.PGData}
 	switch mode {
 	case "before":
 		return basebackup.DeleteBefore(ctx, o, rest[0])

@@ -91,3 +91,24 @@ func TestDeleteBeforeASegmentAndOldVersions(t *testing.T) {
 		t.Fatalf("left\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestDeleteBeforeAnUnknownNameDeletesNothing: a backup name that is not
+// in the store, or a segment past the newest backup, is an error (exit 1)
+// and the store is untouched.
+func TestDeleteBeforeAnUnknownNameDeletesNothing(t *testing.T) {
+	bin := pgtest.BuildWalden(t)
+	envdir, store := bbDeleteStore(t)
+	before := bbStoreKeys(t, store)
+	for _, c := range []struct{ arg, want string }{
+		{"base_000000010000000000000009_00000040", "MSG: no base backup named base_000000010000000000000009_00000040"},
+		{"000000010000000000000009", "would delete every complete base backup"},
+	} {
+		r := bbWalden(t, bin, envdir, nil, "delete", "--confirm", "before", c.arg)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d:\n%s", c.arg, r.code, r.stderr)
+		}
+	}
+	if !slices.Equal(before, bbStoreKeys(t, store)) {
+		t.Fatal("a refused delete before removed keys")
+	}
+}
