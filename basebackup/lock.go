@@ -204,3 +204,12 @@ func RunningBackup(pgdata string) (LockHolder, bool) {
 	h, _ := readHolder(f)
 	return h, true
 }
+
+// LockDirFor is the directory holding the backup lock of pgdata.
+func LockDirFor(pgdata string) (string, error) {
+	_, p, _, err := lockPath(pgdata)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(p), nil
+}

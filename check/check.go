@@ -8,6 +8,7 @@ package check
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -38,7 +39,16 @@ type Input struct {
 	Secrets []string
 	// ProbeKey overrides the probe object's key; "" picks a unique one.
 	ProbeKey string
+	// Service asks the running agent to run RunService inside its
+	// sandbox; nil skips that part. An error wrapping ErrNoAgent means
+	// no agent answers.
+	Service func(context.Context) (*ServiceReport, error)
+	// RequireService makes a missing or silent agent a failure.
+	RequireService bool
 }
+
+// ErrNoAgent is wrapped by Input.Service's error when no agent answers.
+var ErrNoAgent = errors.New("no agent answers")
 
 // Result is the outcome of one check.
 type Result struct {
@@ -140,6 +150,10 @@ func Run(ctx context.Context, in Input) *Report {
 		}
 	}
 
+	if in.Service != nil {
+		r.add(serviceResults(ctx, in)...)
+	}
+
 	if st == nil {
 		r.add(skip("backups", "not listed: the store is not usable"), skip("wal", "not listed: the store is not usable"))
 	} else {
@@ -159,6 +173,42 @@ func Run(ctx context.Context, in Input) *Report {
 		r.OK = r.OK && r.Checks[i].OK
 	}
 	return r
+}
+
+// serviceResults are the agent's own checks, after one line saying who
+// answered, or why nothing was checked from inside the service.
+func serviceResults(ctx context.Context, in Input) []Result {
+	// The agent bounds each of its parts by the timeout; this bounds the
+	// whole exchange.
+	ctx, cancel := context.WithTimeout(ctx, 3*in.Timeout+5*time.Second)
+	defer cancel()
+	rep, err := in.Service(ctx)
+	if err != nil {
+		if in.RequireService {
+			return []Result{fail("service", "the service's own access cannot be checked: %v", err)}
+		}
+		return []Result{skip("service", "not checked from inside the service: %v", err)}
+	}
+	s := in.Settings
+	if s.HasPrefix && rep.Prefix != s.Prefix.Raw {
+		return []Result{fail("service", "the running agent (pid %d) uses the store %s, this configuration %s: restart walden.service to apply it",
+			rep.Pid, rep.Prefix, s.Prefix.Raw)}
+	}
+	out := []Result{pass("service", "the agent (pid %d, user %s, PGDATA %s) ran the checks below inside its sandbox", rep.Pid, rep.User, orNone(rep.PGData))}
+	for _, c := range rep.Checks {
+		if !strings.HasPrefix(c.Name, "service ") {
+			c.Name = "service " + c.Name
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // withTimeout runs f under a deadline; ok is false when f did not return

@@ -57,23 +57,32 @@ func checkGPG(c config.GPG, format func() (blob.Format, error)) Result {
 	if !gpg.IsEncrypted(sealed.Bytes()) {
 		return fail("gpg", "encrypting a probe to %s did not produce an OpenPGP message", name)
 	}
-	if hasInfo && !info.CanDecrypt() {
+	// A configured secret key file is always tried: CanDecrypt only knows
+	// encryption subkeys, and a key whose primary key encrypts is common.
+	if hasInfo && c.SecretKeyPath == "" && !info.CanDecrypt() {
 		return pass("gpg", "encrypted a probe to %s; no secret key here, so decryption was not tried", name)
 	}
 
 	r, err := blob.NewReader(probeName, &sealed, f.Crypt)
 	if err != nil {
-		return fail("gpg", "cannot decrypt a probe encrypted to %s: %v", name, err)
+		return fail("gpg", "cannot decrypt a probe encrypted to %s%s: %v", name, withSecretFile(c), err)
 	}
 	got, err := io.ReadAll(r)
 	if cerr := r.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fail("gpg", "cannot decrypt a probe encrypted to %s: %v", name, err)
+		return fail("gpg", "cannot decrypt a probe encrypted to %s%s: %v", name, withSecretFile(c), err)
 	}
 	if !bytes.Equal(got, want) {
 		return fail("gpg", "a probe encrypted to %s decrypted to different bytes (%d, wrote %d)", name, len(got), len(want))
 	}
 	return pass("gpg", "encrypted and decrypted a probe with %s", name)
+}
+
+func withSecretFile(c config.GPG) string {
+	if c.SecretKeyPath == "" {
+		return ""
+	}
+	return " with the secret key in WALDEN_GPG_SECRET_KEY_PATH " + c.SecretKeyPath
 }

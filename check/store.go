@@ -50,32 +50,39 @@ func probeContent(key string) []byte {
 // probeStore writes, reads back, deletes and re-checks one probe object,
 // the four operations archiving and retention need.
 func probeStore(ctx context.Context, st storage.Store, url, key string) Result {
+	res, _ := probeStoreErr(ctx, st, url, key)
+	return res
+}
+
+// probeStoreErr is probeStore that also returns the failed operation's
+// error, for callers that explain it further.
+func probeStoreErr(ctx context.Context, st storage.Store, url, key string) (Result, error) {
 	if key == "" {
 		key = probeKey()
 	}
 	want := probeContent(key)
 	if err := st.Put(ctx, key, bytes.NewReader(want), int64(len(want)), storage.PutOptions{ContentType: "text/plain"}); err != nil {
-		return fail("store", "cannot write to %s: %v", url, err)
+		return fail("store", "cannot write to %s: %v", url, err), err
 	}
 	got, err := readAll(ctx, st, key, 1<<20)
 	if err != nil {
 		st.Delete(ctx, key) // best effort: the read is the problem reported
-		return fail("store", "cannot read back the probe %s from %s: %v", key, url, err)
+		return fail("store", "cannot read back the probe %s from %s: %v", key, url, err), err
 	}
 	if !bytes.Equal(got, want) {
 		st.Delete(ctx, key)
-		return fail("store", "the probe %s read back from %s differs from what was written (%d bytes, wrote %d)", key, url, len(got), len(want))
+		return fail("store", "the probe %s read back from %s differs from what was written (%d bytes, wrote %d)", key, url, len(got), len(want)), nil
 	}
 	if err := st.Delete(ctx, key); err != nil {
-		return fail("store", "cannot delete the probe %s from %s: %v", key, url, err)
+		return fail("store", "cannot delete the probe %s from %s: %v", key, url, err), err
 	}
 	switch _, err := st.Head(ctx, key); {
 	case err == nil:
-		return fail("store", "the probe %s is still in %s after it was deleted", key, url)
+		return fail("store", "the probe %s is still in %s after it was deleted", key, url), nil
 	case !storage.IsNotFound(err):
-		return fail("store", "cannot confirm the probe %s was deleted from %s: %v", key, url, err)
+		return fail("store", "cannot confirm the probe %s was deleted from %s: %v", key, url, err), err
 	}
-	return pass("store", "wrote, read and deleted a probe at %s", url)
+	return pass("store", "wrote, read and deleted a probe at %s", url), nil
 }
 
 // readAll reads at most limit bytes of an object; limit guards against a

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ type Settings struct {
 	PartitionSize       int64
 	DiskRateLimit       int64 // bytes/s, 0 = none
 	NetworkRateLimit    int64
-	Retries             int // WALE_RETRIES; < 1 means forever
+	Retries             int // WALE_RETRIES; 0 means forever
 
 	LogDestinations []string // WALE_LOG_DESTINATION tokens
 	SyslogFacility  string
@@ -83,6 +84,10 @@ type Settings struct {
 	// for its WAL to be archived and listed in the store
 	// (WALDEN_BACKUP_WAL_TIMEOUT; 0 means the built-in default, 10m).
 	BackupWALTimeout time.Duration
+
+	// Warnings are settings that work but are likely mistakes; commands
+	// log each one as a WARNING.
+	Warnings []string
 }
 
 // Retention is WALDEN_RETAIN: a count or an age.
@@ -144,8 +149,18 @@ func Load(env Env, f Flags) (*Settings, error) {
 		v, _ := env(n) // WAL-E treats an empty prefix as unset
 		cands = append(cands, struct{ name, val string }{n, v})
 	}
+	var ignored []string
 	for _, c := range cands {
 		if c.val == "" {
+			continue
+		}
+		if s.HasPrefix {
+			// A flag overriding the variable of its own kind is the usual
+			// way to point one command elsewhere; any other prefix set at
+			// the same time is most likely left over from another setup.
+			if flagVar[s.PrefixVar] != c.name {
+				ignored = append(ignored, c.name)
+			}
 			continue
 		}
 		p, perr := storage.ParsePrefix(c.val)
@@ -153,7 +168,10 @@ func Load(env Env, f Flags) (*Settings, error) {
 			return nil, bad(c.name, "%v", perr)
 		}
 		s.Prefix, s.PrefixVar, s.HasPrefix = p, c.name, true
-		break
+	}
+	if len(ignored) > 0 {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("several storage prefixes are set: %s wins over %s, which walden ignores (unset the ones not meant)",
+			s.PrefixVar, strings.Join(ignored, ", ")))
 	}
 
 	// S3
@@ -255,6 +273,9 @@ func Load(env Env, f Flags) (*Settings, error) {
 		if perr != nil {
 			return nil, bad("WALE_RETRIES", "must be an integer, not %q", v)
 		}
+		if n < 0 {
+			return nil, bad("WALE_RETRIES", "must not be negative, not %d (0 retries forever)", n)
+		}
 		s.Retries = n
 	}
 
@@ -270,6 +291,11 @@ func Load(env Env, f Flags) (*Settings, error) {
 	}
 	if s.SyslogFacility, err = str("WALE_SYSLOG_FACILITY", "user"); err != nil {
 		return nil, err
+	}
+	// WAL-E compares in lower case; it fell back to "user" on anything
+	// else, which silently sent the log where nobody looks.
+	if !slices.Contains(SyslogFacilities, strings.ToLower(s.SyslogFacility)) {
+		return nil, bad("WALE_SYSLOG_FACILITY", "unknown facility %q (valid: %s)", s.SyslogFacility, strings.Join(SyslogFacilities, ", "))
 	}
 	if s.LogFormat, err = str("WALDEN_LOG_FORMAT", "wal-e"); err != nil {
 		return nil, err
@@ -335,6 +361,14 @@ func parseWALTimeout(v string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// flagVar pairs each prefix flag with the variable of the same kind.
+var flagVar = map[string]string{
+	"--file-prefix": "WALE_FILE_PREFIX", "--gs-prefix": "WALE_GS_PREFIX", "--s3-prefix": "WALE_S3_PREFIX", "--wabs-prefix": "WALE_WABS_PREFIX",
+}
+
+// SyslogFacilities are the values WAL-E accepts for WALE_SYSLOG_FACILITY.
+var SyslogFacilities = []string{"user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 
 // RequirePrefix returns ErrNoPrefix when no storage prefix is configured.
 func (s *Settings) RequirePrefix() error {

@@ -118,3 +118,54 @@ func TestSecretsNeverInErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestNegativeRetriesAreRefused(t *testing.T) {
+	_, err := Load(envOf(map[string]string{"WALE_RETRIES": "-1"}), Flags{})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Var != "WALE_RETRIES" || !strings.Contains(err.Error(), "negative") {
+		t.Fatalf("err = %v", err)
+	}
+	s, err := Load(envOf(map[string]string{"WALE_RETRIES": "0"}), Flags{})
+	if err != nil || s.Retries != 0 {
+		t.Fatalf("WALE_RETRIES=0 (forever): %v %+v", err, s)
+	}
+}
+
+func TestUnknownSyslogFacilityIsRefusedListingTheValidOnes(t *testing.T) {
+	_, err := Load(envOf(map[string]string{"WALE_SYSLOG_FACILITY": "daemon"}), Flags{})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Var != "WALE_SYSLOG_FACILITY" {
+		t.Fatalf("err = %v", err)
+	}
+	want := `WALE_SYSLOG_FACILITY: unknown facility "daemon" (valid: user, local0, local1, local2, local3, local4, local5, local6, local7)`
+	if err.Error() != want {
+		t.Fatalf("err = %q, want %q", err, want)
+	}
+	for _, ok := range []string{"user", "local0", "LOCAL7"} {
+		if _, err := Load(envOf(map[string]string{"WALE_SYSLOG_FACILITY": ok}), Flags{}); err != nil {
+			t.Fatalf("%s refused: %v", ok, err)
+		}
+	}
+}
+
+func TestTwoPrefixesWarnNamingBothAndKeepWALEPrecedence(t *testing.T) {
+	s, err := Load(envOf(map[string]string{"WALE_S3_PREFIX": "s3://b/p", "WALE_FILE_PREFIX": "file:///srv/store", "AWS_REGION": "us-east-1"}), Flags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PrefixVar != "WALE_FILE_PREFIX" {
+		t.Fatalf("precedence changed: %s", s.PrefixVar)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "WALE_FILE_PREFIX wins over WALE_S3_PREFIX") {
+		t.Fatalf("warnings %q", s.Warnings)
+	}
+	// A flag overriding its own variable is deliberate: no warning.
+	s, err = Load(envOf(map[string]string{"WALE_S3_PREFIX": "s3://b/p", "AWS_REGION": "us-east-1"}), Flags{S3Prefix: "s3://b/other"})
+	if err != nil || len(s.Warnings) != 0 || s.PrefixVar != "--s3-prefix" {
+		t.Fatalf("flag over its own variable: %v %q %s", err, s.Warnings, s.PrefixVar)
+	}
+	s, err = Load(envOf(map[string]string{"WALE_S3_PREFIX": "s3://b/p", "AWS_REGION": "us-east-1"}), Flags{})
+	if err != nil || len(s.Warnings) != 0 {
+		t.Fatalf("one prefix: %v %q", err, s.Warnings)
+	}
+}

@@ -3,8 +3,10 @@
 # an admin would see: first install enables but does not start the service;
 # with an envdir it starts, runs as postgres and answers on /healthz; log
 # rotation's SIGHUP leaves it running; an upgrade restarts it only when it
-# was running; remove keeps the configuration; purge removes what the
-# package created and nothing else.
+# was running; a file store outside /var/lib/postgresql is read-only in the
+# unit's sandbox, so a backup fails and `walden check --require-agent` says
+# why, until a ReadWritePaths drop-in lets the backup succeed; remove keeps
+# the configuration; purge removes what the package created and nothing else.
 #
 # The container: debootstrap'ed bookworm (minbase + systemd), cached in
 # $WALDEN_TEST_CACHE/bookworm (default /var/cache/walden-test), booted with
@@ -23,10 +25,10 @@ cd "$(dirname "$0")/.."
 
 CACHE=${WALDEN_TEST_CACHE:-/var/cache/walden-test}
 BASE=$CACHE/bookworm
-MACHINE=walden-test
+MACHINE=${WALDEN_TEST_MACHINE:-walden-test}
 PATH_IN=/usr/sbin:/usr/bin:/sbin:/bin
 # Changing this recipe rebuilds the cached base.
-RECIPE="bookworm minbase systemd,systemd-sysv,dbus,curl,logrotate postgres-user no-apt-lists v2"
+RECIPE="bookworm minbase systemd,systemd-sysv,dbus,curl,logrotate,postgresql-15 no-apt-lists v3"
 
 started=$(date +%s)
 NSPAWN_PID=
@@ -139,15 +141,15 @@ if [ "$(cat "$BASE/.walden-test-base" 2>/dev/null)" != "$RECIPE" ]; then
 	say "debootstrap bookworm from $mirror into $BASE (cached for later runs)"
 	rm -rf "$BASE" "$BASE.tmp"
 	mkdir -p "$CACHE"
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,logrotate \
+	# PostgreSQL 15 with its default cluster 15/main: the sandbox case takes
+	# a real base backup. Its package makes the postgres user and home.
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,logrotate,postgresql-15 \
 		bookworm "$BASE.tmp" "$mirror" >"$CACHE/debootstrap.log" 2>&1 ||
 		{ tail -n 20 "$CACHE/debootstrap.log" >&2; fail "debootstrap failed (log: $CACHE/debootstrap.log)"; }
-	# The service runs as postgres; PostgreSQL itself is not needed for
-	# the agent to start, so only its user and home are created.
-	chroot "$BASE.tmp" useradd --system --user-group --home-dir /var/lib/postgresql \
-		--shell /bin/sh postgres
-	install -d -o 0 -g 0 -m 0755 "$BASE.tmp/var/lib/postgresql"
-	chroot "$BASE.tmp" chown postgres:postgres /var/lib/postgresql
+	chroot "$BASE.tmp" id postgres >/dev/null || fail "postgresql-15 did not create the postgres user"
+	[ -f "$BASE.tmp/var/lib/postgresql/15/main/PG_VERSION" ] ||
+		chroot "$BASE.tmp" pg_createcluster 15 main >>"$CACHE/debootstrap.log" 2>&1 ||
+		fail "no PostgreSQL cluster 15/main (log: $CACHE/debootstrap.log)"
 	echo "$MACHINE" >"$BASE.tmp/etc/hostname"
 	# The container has no network and walden no dependencies: without the
 	# package lists apt does not rebuild its cache on every run.
@@ -309,6 +311,76 @@ ct systemctl stop walden.service || fail "systemctl stop walden.service"
 ct apt-get install -y --reinstall "$deb" >/dev/null 2>&1 || fail "reinstall (stopped service)"
 [ "$(ct systemctl is-active walden.service || true)" = inactive ] || fail "upgrade started a stopped service"
 step "upgrade: running service restarted, stopped one left stopped"
+
+# ---------------------------------------------------------------- sandbox
+# A file store outside /var/lib/postgresql: root can write it, the agent
+# under ProtectSystem=strict cannot. Its root exists (walden creates only
+# the directories below it), owned by postgres.
+ct_sh '
+	d=/etc/wal-e.d/env
+	echo file://localhost/srv/walden-store >$d/WALE_FILE_PREFIX
+	echo /var/lib/postgresql/15/main >$d/PGDATA
+	chgrp postgres $d/* && chmod 0640 $d/*
+	install -d -o postgres -g postgres -m 0750 /srv/walden-store
+	rm -rf /etc/systemd/system/walden.service.d
+'
+ct systemctl start postgresql@15-main.service || fail "systemctl start postgresql@15-main.service"
+i=0
+while ! ct runuser -u postgres -- psql -Atqc 'select 1' >/dev/null 2>&1 && [ $i -lt 60 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+ct runuser -u postgres -- psql -Atqc 'select 1' >/dev/null 2>&1 || fail "PostgreSQL 15/main does not answer"
+ct systemctl daemon-reload
+ct systemctl start walden.service || fail "systemctl start walden.service (file store in /srv)"
+
+# backup_now MARK: SIGUSR1, then waits for that run's outcome in the
+# journal; prints "ok" or "failed".
+backup_now() {
+	cursor=$(ct journalctl --no-pager -n 0 --show-cursor -u walden.service | sed -n 's/^-- cursor: //p')
+	ct systemctl kill -s SIGUSR1 --kill-who=main walden.service
+	i=0
+	while [ $i -lt 240 ]; do
+		out=$(ct journalctl --no-pager -o cat -u walden.service --after-cursor="$cursor" 2>/dev/null || true)
+		case "$out" in
+		*"MSG: base backup failed"*) echo failed; return ;;
+		*"MSG: retention applied"*) echo ok; return ;;
+		esac
+		sleep 0.5
+		i=$((i + 1))
+	done
+	echo timeout
+}
+
+[ "$(backup_now)" = failed ] || fail "a backup to /srv/walden-store did not fail without the drop-in"
+ct journalctl --no-pager -o cat -u walden.service | grep -q "read-only file system" ||
+	fail "the failed backup does not say read-only file system"
+set +e
+cout=$(ct walden --envdir /etc/wal-e.d/env check --no-postgres --require-agent 2>&1)
+ccode=$?
+set -e
+want="walden check: service store: cannot write to the store file://localhost/srv/walden-store: /srv/walden-store is read-only inside the service's sandbox (ProtectSystem=strict): add it to ReadWritePaths"
+[ "$ccode" = 1 ] || { echo "$cout" >&2; fail "walden check --require-agent exited $ccode without the drop-in, want 1"; }
+echo "$cout" | grep -qxF "$want" || { echo "$cout" >&2; fail "walden check does not say why the agent cannot write the store"; }
+echo "$cout" | grep -q '^ok   store: ' || { echo "$cout" >&2; fail "the caller's own store check did not pass"; }
+step "file store in /srv without the drop-in: backup failed, check named /srv/walden-store and ReadWritePaths"
+
+# The drop-in the cookbook writes for this store.
+ct_sh '
+	mkdir -p /etc/systemd/system/walden.service.d
+	printf "[Service]\nReadWritePaths=-/srv/walden-store\n" >/etc/systemd/system/walden.service.d/chef.conf
+'
+ct systemctl daemon-reload
+ct systemctl restart walden.service || fail "systemctl restart walden.service with the drop-in"
+cout=$(ct walden --envdir /etc/wal-e.d/env check --no-postgres --require-agent 2>&1) ||
+	{ echo "$cout" >&2; fail "walden check --require-agent failed with the drop-in"; }
+[ "$(backup_now)" = ok ] || fail "the backup failed with the drop-in"
+ct sh -c 'ls /srv/walden-store/basebackups_005/*_backup_stop_sentinel.json' >/dev/null 2>&1 ||
+	fail "no backup sentinel in /srv/walden-store after the backup"
+ct systemctl stop walden.service postgresql@15-main.service
+ct rm -rf /etc/systemd/system/walden.service.d
+ct systemctl daemon-reload
+step "with ReadWritePaths=-/srv/walden-store: check passed, backup stored"
 
 # ---------------------------------------------------------------- remove, purge
 ct systemctl start walden.service || fail "systemctl start walden.service"

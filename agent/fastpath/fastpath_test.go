@@ -191,3 +191,28 @@ func TestFingerprintIgnoresAgentOnlySettings(t *testing.T) {
 		t.Fatal("AWS_PROFILE did not change the fingerprint")
 	}
 }
+
+func TestRootMayAskForACheckButNotForWALWork(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs to run as root") // the suite runs as root
+	}
+	var served []string
+	s, path := serve(t, "agent-fp", func(_ context.Context, req *Request, stdout, _ io.Writer) (Reply, error) {
+		served = append(served, req.Command)
+		fmt.Fprint(stdout, "{}")
+		return Reply{}, nil
+	})
+	s.uid = 70 // the agent runs as another user, e.g. postgres
+	var out bytes.Buffer
+	status, err := Do(context.Background(), path, &Request{Fingerprint: "caller-fp", Command: CommandCheck}, &out, io.Discard)
+	if err != nil || status != 0 || out.String() != "{}" {
+		t.Fatalf("check from root: status %d, err %v, out %q", status, err, out.String())
+	}
+	_, err = Do(context.Background(), path, &Request{Fingerprint: "agent-fp", Command: "wal-push"}, io.Discard, io.Discard)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("wal-push from root: %v", err)
+	}
+	if len(served) != 1 || served[0] != CommandCheck {
+		t.Fatalf("served %q", served)
+	}
+}

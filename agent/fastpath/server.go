@@ -43,6 +43,9 @@ type Server struct {
 	closeOnce sync.Once
 }
 
+// ErrInUse is wrapped by Listen's error when a live agent owns the socket.
+var ErrInUse = errors.New("another agent is already listening")
+
 // Listen creates the socket at path, mode 0600, replacing a stale socket
 // left by a dead agent but refusing to steal one a live agent answers on.
 func Listen(path string) (net.Listener, error) {
@@ -52,7 +55,7 @@ func Listen(path string) (net.Listener, error) {
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("another agent is already listening on %s", path)
+			return nil, fmt.Errorf("%w on %s", ErrInUse, path)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, err
@@ -152,21 +155,26 @@ func (s *Server) serve(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	if uid, ok := peerUID(c); !ok || uid != s.uid {
-		// Work done for another user would create files as the wrong owner.
-		writeFrame(c, frameRefuse, []byte(fmt.Sprintf("peer uid %d is not the agent's uid %d", uid, s.uid)))
-		return
-	}
 	var req Request
 	if err := json.Unmarshal(p, &req); err != nil {
 		writeFrame(c, frameRefuse, []byte("malformed request"))
+		return
+	}
+	isCheck := req.Command == CommandCheck
+	if uid, ok := peerUID(c); !ok || (uid != s.uid && !(isCheck && uid == 0)) {
+		// Work done for another user would create files as the wrong owner.
+		// A check creates only the agent's own probe and tells nothing
+		// root could not read anyway, so root may ask for one.
+		writeFrame(c, frameRefuse, []byte(fmt.Sprintf("peer uid %d is not the agent's uid %d", uid, s.uid)))
 		return
 	}
 	if req.Version != Version {
 		writeFrame(c, frameRefuse, []byte(fmt.Sprintf("protocol version %d, agent speaks %d", req.Version, Version)))
 		return
 	}
-	if req.Fingerprint != s.fingerprint() {
+	// A check reports on the agent's own configuration, whichever the
+	// caller has: the caller compares and says when they differ.
+	if !isCheck && req.Fingerprint != s.fingerprint() {
 		writeFrame(c, frameRefuse, []byte("configuration differs from the agent's"))
 		return
 	}

@@ -28,7 +28,8 @@ const (
 	maxFrame     = 16 << 20
 )
 
-// Request is one wal-push or wal-fetch, as parsed by the client.
+// Request is one wal-push or wal-fetch, as parsed by the client, or a
+// CommandCheck.
 type Request struct {
 	Version     int               `json:"version"`
 	Fingerprint string            `json:"fingerprint"`
@@ -42,6 +43,11 @@ type Request struct {
 	GlobalArgs  []string          `json:"global_args,omitempty"`
 	Terse       bool              `json:"terse,omitempty"`
 }
+
+// CommandCheck asks the agent to run `walden check`'s store and data
+// directory checks itself, inside its service sandbox; stdout carries the
+// JSON report. Options["timeout"] is the limit per part in seconds.
+const CommandCheck = "check-service"
 
 type exitMsg struct {
 	Status int `json:"status"`

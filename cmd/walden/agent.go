@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"github.com/walden-pg/walden/agent/fastpath"
 	"github.com/walden-pg/walden/basebackup"
 	"github.com/walden-pg/walden/blob"
+	"github.com/walden-pg/walden/check"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/envdir"
 	"github.com/walden-pg/walden/schedule"
@@ -107,12 +110,23 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	}
 	defer metricsLn.Close()
 	sockLn, err := fastpath.Listen(rt.settings.SocketPath)
-	if err != nil {
+	switch {
+	case errors.Is(err, fastpath.ErrInUse):
+		// Two agents on one configuration would run every backup twice.
 		return &config.Error{Var: "WALDEN_SOCKET", Msg: fmt.Sprintf("cannot listen on %s: %v", rt.settings.SocketPath, unwrapOp(err))}
+	case err != nil:
+		// The socket only saves wal-push and wal-fetch their start-up;
+		// backups and retention must not stop for it (e.g. /run/walden
+		// outside systemd, where nothing creates it).
+		log.Warn(walelog.WaldenName, "the WAL fast path is off",
+			fmt.Sprintf("Cannot listen on %s (WALDEN_SOCKET): %v.", rt.settings.SocketPath, unwrapOp(err)),
+			"wal-push and wal-fetch work without it; set WALDEN_SOCKET to a path in a directory the agent can write.",
+			walelog.F("action", "agent"), walelog.F("state", "starting"))
+		sockLn = nil
 	}
 	serving := false
 	defer func() {
-		if !serving { // the fast-path server removes it otherwise
+		if !serving && sockLn != nil { // the fast-path server removes it otherwise
 			sockLn.Close()
 			os.Remove(rt.settings.SocketPath)
 		}
@@ -147,7 +161,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 		Metrics:     metricsLn,
 		Socket:      sockLn,
 		Fingerprint: pr.fingerprint,
-		Handler:     wal.handle,
+		Handler:     pr.serve(wal),
 		Ready:       func() { daemon.SdNotify(false, daemon.SdNotifyReady) },
 	})
 
@@ -170,6 +184,43 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	err = pr.ag.Run(ctx)
 	wal.wait(2 * time.Second)
 	return err
+}
+
+// serve dispatches fast-path requests: checks here, WAL to wal.
+func (pr *agentProc) serve(wal *agentWAL) fastpath.Handler {
+	return func(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
+		if req.Command == fastpath.CommandCheck {
+			return pr.check(ctx, req, stdout)
+		}
+		return wal.handle(ctx, req, stdout, stderr)
+	}
+}
+
+// check runs `walden check`'s store and data directory checks as the
+// agent, inside whatever sandbox it runs in, with its configuration.
+func (pr *agentProc) check(ctx context.Context, req *fastpath.Request, stdout io.Writer) (fastpath.Reply, error) {
+	s := pr.current()
+	secs, _ := strconv.Atoi(req.Options["timeout"])
+	lockDir, lerr := basebackup.LockDirFor(pr.pgdata)
+	if lerr != nil {
+		lockDir = ""
+	}
+	in := check.ServiceInput{Prefix: s.Prefix, PGData: pr.pgdata, LockDir: lockDir,
+		DrillDir: os.Getenv("WALDEN_DRILL_DIR"), Timeout: time.Duration(secs) * time.Second}
+	ra := &app{settings: s, flags: pr.a.flags}
+	st, err := ra.store(ctx)
+	var rep *check.ServiceReport
+	if err != nil {
+		rep = &check.ServiceReport{Pid: os.Getpid(), Prefix: s.Prefix.Raw, PGData: pr.pgdata,
+			Checks: []check.Result{{Name: "service store", Detail: "cannot open " + s.Prefix.Raw + ": " + oneLine(err.Error())}}}
+	} else {
+		in.Store = st
+		rep = check.RunService(ctx, in)
+	}
+	if err := rep.WriteJSON(stdout); err != nil {
+		return fastpath.Reply{Status: 1}, nil
+	}
+	return fastpath.Reply{}, nil
 }
 
 // prepare validates one configuration and builds what it needs, naming

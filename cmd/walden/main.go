@@ -154,6 +154,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	a.settings = s
 	a.log = a.newLogger(s)
+	for _, w := range s.Warnings {
+		a.log.Warn(walelog.Main, w, "", "")
+	}
 	if cmd == nil {
 		if !s.HasPrefix {
 			return a.fail(noPrefixError())

@@ -57,6 +57,29 @@ module Walden
                          "#{result.problems.join("\n  ")}"
     end
 
+    # After the converge the agent itself is asked (over its socket) to
+    # probe the store and its directories from inside its sandbox; the
+    # PostgreSQL side is the pre-migration check's business.
+    SERVICE_ARGS = %w[--require-agent --no-postgres].freeze
+
+    # Runs `walden check --require-agent` against the envdir in place;
+    # raises CheckFailed with its problems when the agent could not do its
+    # work (a store root read-only in its sandbox, no agent running, ...).
+    def service_run!(args, runner: Open3.method(:capture3))
+      out, err, status = runner.call(*service_argv(args))
+      result = Result.new(ok: status.success?, output: out, errors: err)
+      return result if result.ok
+
+      raise CheckFailed, "walden check after the converge: walden.service cannot do its work:\n  " \
+                         "#{result.problems.join("\n  ")}"
+    end
+
+    def service_argv(args)
+      config = args.fetch(:config)
+      command(args.fetch(:walden_bin), config.envdir, user: config.user, timeout: args.fetch(:timeout, TIMEOUT),
+                                                      extra_args: SERVICE_ARGS)
+    end
+
     # Next to the envdir, so the staged secrets stay under the same
     # protection as the real ones rather than in a shared /tmp.
     def staging_parent(envdir)

@@ -75,6 +75,17 @@ module Walden
         timeout: check.fetch('timeout', Check::TIMEOUT), extra_args: Array(check['extra_args']) }
     end
 
+    # Properties of the file store's root directory, nil for other stores.
+    def store_directory
+      Store.directory(config)
+    end
+
+    # Whether the agent may run now: the migration starts it only once
+    # archive_command reaches walden.
+    def agent_allowed?
+      recipe != :migrate || Host.link_in_place?(paths)
+    end
+
     private
 
     def build_config(lzo_default)

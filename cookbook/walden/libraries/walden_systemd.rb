@@ -7,6 +7,7 @@ module Walden
     DROPIN_DIR = '/etc/systemd/system/walden.service.d'
     DROPIN = File.join(DROPIN_DIR, 'chef.conf')
     # ReadWritePaths the packaged unit already lists (packaging/walden.service).
+    # The package's unit stays strict; this drop-in widens it per host.
     UNIT_WRITABLE = %w[/var/lib/postgresql /var/log/walden /run/walden].freeze
 
     module_function
@@ -32,14 +33,37 @@ module Walden
       "#{walden_bin} --envdir #{config.envdir} agent"
     end
 
-    # ProtectSystem=strict leaves only listed paths writable: a data
-    # directory, log file or socket elsewhere than the unit expects must be
-    # listed. The "-" prefix keeps the unit starting if one does not exist yet.
+    # Settings naming a directory the agent writes in, and settings naming a
+    # file it creates (its directory must then be writable).
+    DIR_SETTINGS = %w[PGDATA WALDEN_DRILL_DIR WALDEN_LOCK_DIR GNUPGHOME].freeze
+    FILE_SETTINGS = %w[WALDEN_LOG_FILE WALDEN_SOCKET].freeze
+
+    # ProtectSystem=strict leaves only listed paths writable, so every path
+    # a setting makes the agent write must be listed: the data directory,
+    # a file store's root, the drill, lock and GnuPG directories, and the
+    # directories of the log file and socket. The "-" prefix keeps the
+    # unit starting if one does not exist yet.
     def read_write_paths(env)
-      dirs = [env['PGDATA'], parent(env['WALDEN_LOG_FILE']), parent(env['WALDEN_SOCKET'])].compact.uniq
-      dirs = dirs.reject { |d| UNIT_WRITABLE.any? { |w| d == w || d.start_with?("#{w}/") } }
-      dirs.each { |d| plain!(d) }
+      dirs = writable_dirs(env).reject { |d| UNIT_WRITABLE.any? { |w| d == w || d.start_with?("#{w}/") } }
       dirs.map { |d| "-#{d}" }
+    end
+
+    # Every directory the agent writes in, as the settings give them.
+    def writable_dirs(env)
+      named(env).map do |name, dir|
+        dir = dir.to_s.sub(%r{(?<=.)/+\z}, '')
+        raise ConfigError, "#{name}: #{dir.inspect} must be an absolute path" unless dir.start_with?('/')
+
+        plain!(dir)
+        dir
+      end.uniq
+    end
+
+    # [setting, directory] for each setting that is set.
+    def named(env)
+      pairs = DIR_SETTINGS.map { |n| [n, env[n]] } + FILE_SETTINGS.map { |n| [n, parent(env[n])] }
+      pairs << [Store::PREFIX, Store.file_root(env)]
+      pairs.reject { |_n, d| d.nil? || d.to_s.empty? }
     end
 
     def parent(path)

@@ -33,6 +33,18 @@ ctx.removals.each do |name|
   end
 end
 
+# A file store's root: walden creates only the directories below it, and
+# the agent's sandbox lets it write there through the drop-in below.
+store = ctx.store_directory
+if store
+  directory store['path'] do
+    owner store['owner']
+    group store['group']
+    mode store['mode']
+    recursive true
+  end
+end
+
 file cfg.manifest_path do
   content Walden::Envdir.manifest_content(cfg.env.keys)
   owner Walden::Envdir::OWNER

@@ -8,7 +8,4 @@ ctx.warnings.each { |w| Chef::Log.warn("walden: #{w}") }
 
 include_recipe 'walden::_install'
 include_recipe 'walden::_envdir'
-
-service 'walden' do
-  action %i[enable start]
-end
+include_recipe 'walden::_agent'

@@ -51,11 +51,7 @@ ctx.steps.each do |step|
       to paths.link_target
     end
   when :start_agent
-    # Guarded so no restart notification can start the agent before the cutover.
-    service 'walden' do
-      action %i[enable start]
-      only_if { Walden::Host.link_in_place?(paths) }
-    end
+    include_recipe 'walden::_agent'
   else
     raise Walden::ConfigError, "no resources for migration step #{step}"
   end
