@@ -225,3 +225,54 @@ func TestVerifyWALEFixtureClean(t *testing.T) {
 		t.Errorf("report: %s", r.stdout)
 	}
 }
+
+// vfPromoteCopy restores the archive's backup into a new cluster that
+// archives to the same store, replays to the end and promotes: a timeline
+// switch, as after a failover. It returns the new cluster.
+func vfPromoteCopy(t *testing.T, a *vfArchive) *pgtest.Cluster {
+	t.Helper()
+	r := pgtest.New(t, pgtest.Options{NoInit: true, Conf: map[string]string{
+		"wal_level":                "replica",
+		"archive_mode":             "on",
+		"archive_command":          pgtest.Quote(a.bin + " --envdir " + a.envdir + " wal-push %p"),
+		"restore_command":          pgtest.Quote(bbRestoreCommand(a.bin, a.envdir, 2)),
+		"recovery_target_timeline": pgtest.Quote("latest"),
+	}})
+	bbMust(t, bbWalden(t, a.bin, a.envdir, nil, "backup-fetch", r.Dir, "LATEST"), "backup-fetch")
+	bbWriteFile(t, filepath.Join(r.Dir, "recovery.signal"), "")
+	r.Start(t)
+	r.WaitRecoveryDone(t, 120*time.Second)
+	return r
+}
+
+// TestVerifyFollowsTimelineSwitchAndNeedsItsHistory verifies an archive
+// where recovery must switch from timeline 1 to 2, then the same archive
+// without 00000002.history.
+func TestVerifyFollowsTimelineSwitchAndNeedsItsHistory(t *testing.T) {
+	a := vfSetup(t)
+	a.c.Stop(t)
+	r := vfPromoteCopy(t, a)
+	r.Psql(t, "insert into marker values (100, 'on-timeline-2')")
+	cur := r.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
+	if !strings.HasPrefix(cur, "00000002") {
+		t.Fatalf("promoted cluster writes %s", cur)
+	}
+	r.Psql(t, "select pg_switch_wal()")
+	vfWaitArchived(t, r, cur)
+
+	res := bbMust(t, bbWaldenAsRoot(t, a.bin, a.envdir, "verify", "--json"), "verify across the switch")
+	var rep verify.Report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	b := rep.Backups[0]
+	if len(b.TimelinePath) != 2 || b.TimelinePath[1] != 2 || b.NewestReachable != cur || !b.Consistent {
+		t.Fatalf("report across the switch: %s", res.stdout)
+	}
+
+	envdir, store := a.copyStore(t)
+	if err := os.Remove(filepath.Join(store, "wal_005", "00000002.history.lz4")); err != nil {
+		t.Fatal(err)
+	}
+	vfWantProblem(t, a.bin, envdir, "wal_005/00000002.history", "missing: timeline 2 has archived segments")
+}
