@@ -113,47 +113,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if len(bs) == 0 {
 		rep.NoBackups = true
 	}
-	inv, err := listWAL(ctx, o.Store)
+	inv, hist, err := prepare(ctx, o, &probs)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
 	var bytesRead int64
 	count := func(n int64) { mu.Lock(); bytesRead += n; mu.Unlock() }
-
-	// Segment size: from the first segment whose header reads.
-	names := make([]string, 0, len(inv.segs))
-	for n := range inv.segs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for i := 0; i < len(names) && i < 3; i++ {
-		if h, ok := readHeader(ctx, o.Store, o.Crypt, inv.segs[names[i]]); ok && h.SegSize != 0 {
-			inv.segSize = uint64(h.SegSize)
-			break
-		}
-	}
-	inv.index()
-
-	// Timeline history files.
-	hist := map[uint32][]histEntry{}
-	for tli, ho := range inv.histories {
-		b, err := readAll(ctx, o.Store, ho.Key, o.Crypt, 16<<20)
-		if err == nil {
-			var h []histEntry
-			if h, err = parseHistory(b); err == nil {
-				hist[tli] = h
-				continue
-			}
-		}
-		probs.add(ho.Key, "does not decode: %s", trimKey(err, ho.Key))
-	}
-	for tli, segs := range inv.byTLI {
-		if _, ok := inv.histories[tli]; tli > 1 && !ok && len(segs) > 0 {
-			probs.add(wal.Dir+fmt.Sprintf("%08X.history", tli), "missing: timeline %d has archived segments from %s on, but without its history file recovery cannot switch to it",
-				tli, inv.name(tli, segs[0]))
-		}
-	}
 
 	// Backups: sentinels, partitions, and where each one's WAL starts.
 	fs := make([]*facts, len(bs))
@@ -525,4 +491,44 @@ func finishBackup(ctx context.Context, o Options, b basebackup.Backup, f *facts,
 	if f.sysidKnown {
 		r.SystemIdentifier = strconv.FormatUint(f.sysid, 10)
 	}
+}
+
+// prepare lists the WAL, learns the segment size from the first segment
+// header that reads, and reads the timeline history files.
+func prepare(ctx context.Context, o Options, probs *problems) (*inventory, map[uint32][]histEntry, error) {
+	inv, err := listWAL(ctx, o.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(inv.segs))
+	for n := range inv.segs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i := 0; i < len(names) && i < 3; i++ {
+		if h, ok := readHeader(ctx, o.Store, o.Crypt, inv.segs[names[i]]); ok && h.SegSize != 0 {
+			inv.segSize = uint64(h.SegSize)
+			break
+		}
+	}
+	inv.index()
+	hist := map[uint32][]histEntry{}
+	for tli, ho := range inv.histories {
+		b, err := readAll(ctx, o.Store, ho.Key, o.Crypt, 16<<20)
+		if err == nil {
+			var h []histEntry
+			if h, err = parseHistory(b); err == nil {
+				hist[tli] = h
+				continue
+			}
+		}
+		probs.add(ho.Key, "does not decode: %s", trimKey(err, ho.Key))
+	}
+	for tli, segs := range inv.byTLI {
+		if _, ok := inv.histories[tli]; tli > 1 && !ok && len(segs) > 0 {
+			probs.add(wal.Dir+fmt.Sprintf("%08X.history", tli), "missing: timeline %d has archived segments from %s on, but without its history file recovery cannot switch to it",
+				tli, inv.name(tli, segs[0]))
+		}
+	}
+	return inv, hist, nil
 }
