@@ -276,3 +276,71 @@ func TestVerifyFollowsTimelineSwitchAndNeedsItsHistory(t *testing.T) {
 	}
 	vfWantProblem(t, a.bin, envdir, "wal_005/00000002.history", "missing: timeline 2 has archived segments")
 }
+
+// TestVerifyDrillPassesAndCatchesAGapAfterTheBackup drills a good archive
+// (it must replay to the newest archived segment, query, and clean up),
+// then the same archive with a segment missing after the backup's end,
+// where PostgreSQL promotes early and the drill must fail naming it; and
+// refuses bad input with one line.
+func TestVerifyDrillPassesAndCatchesAGapAfterTheBackup(t *testing.T) {
+	a := vfSetup(t)
+	newest := a.rep.Backups[0].NewestArchived
+
+	t.Run("good archive", func(t *testing.T) {
+		scratch := filepath.Join(bbScratch(t), "drill")
+		r := bbMust(t, bbWaldenAsRoot(t, a.bin, a.envdir, "verify", "--restore", "--scratch", scratch,
+			"--query", "select count(*) from marker"), "drill")
+		for _, want := range []string{"PASSED", "reached: " + newest + " (newest archived " + newest + ")", "query:  4\n", "MiB/s"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("drill output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if _, err := os.Stat(scratch); err == nil {
+			if ents, _ := os.ReadDir(scratch); len(ents) > 0 {
+				t.Errorf("scratch directory left behind: %v", ents)
+			}
+		}
+		if !strings.Contains(r.stderr, "MSG: restore drill start") || !strings.Contains(r.stderr, "MSG: restore drill finish") {
+			t.Errorf("no start/finish lines:\n%s", r.stderr)
+		}
+	})
+	t.Run("gap after the backup's end", func(t *testing.T) {
+		envdir, store := a.copyStore(t)
+		x := a.segAfterStop(t, 1)
+		os.Remove(filepath.Join(store, "wal_005", x+".lz4"))
+		scratch := filepath.Join(bbScratch(t), "drill")
+		r := bbWaldenAsRoot(t, a.bin, envdir, "verify", "--restore", "--scratch", scratch, "--json")
+		if r.code != 1 {
+			t.Fatalf("drill over a gap: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, bbTail(r.stderr, 3000))
+		}
+		want := "the first segment recovery could not use is " + x + " (missing from the archive)"
+		if !strings.Contains(r.stderr, "walden verify: drill of ") || !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, bbTail(r.stderr, 3000))
+		}
+		var res verify.DrillResult
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.OK {
+			t.Errorf("json: %v %s", err, r.stdout)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		full := bbScratch(t)
+		os.WriteFile(filepath.Join(full, "something"), nil, 0o644)
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--scratch", full}, "MSG: scratch directory " + full + " is not empty"},
+			{[]string{"--scratch", filepath.Join(full, "d"), "--pg-bin", "/nonexistent/bin"}, "MSG: PostgreSQL binaries not found: /nonexistent/bin has no postgres"},
+			{[]string{"--backup", "base_000000010000000000000099_00000028"}, "MSG: no such backup"},
+			{[]string{"--target-lsn", "nonsense"}, `error: argument --target-lsn: "nonsense" is not an LSN`},
+		} {
+			r := bbWaldenAsRoot(t, a.bin, a.envdir, append([]string{"verify", "--restore"}, c.args...)...)
+			if r.code == 0 || !strings.Contains(r.stderr, c.want) || r.stdout != "" {
+				t.Errorf("%v: exit %d, stdout %q, stderr:\n%s", c.args, r.code, r.stdout, r.stderr)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(full, "d")); err == nil {
+			t.Errorf("a refused drill created its scratch directory")
+		}
+	})
+}
