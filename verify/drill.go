@@ -121,7 +121,7 @@ func Drill(ctx context.Context, o DrillOptions) (*DrillResult, error) {
 		if o.DrillDir == "" {
 			return nil, userErr("no scratch directory: give --scratch or set WALDEN_DRILL_DIR")
 		}
-		scratch = filepath.Join(o.DrillDir, "drill-"+b.Name+"-"+time.Now().UTC().Format("20060102T150405Z"))
+		scratch = filepath.Join(o.DrillDir, "drill-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
 	scratch, err = filepath.Abs(scratch)
 	if err != nil {

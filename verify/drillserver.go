@@ -20,6 +20,7 @@ import (
 // scratch/data, its only socket in scratch/sock, no TCP listener.
 type drillServer struct {
 	scratch, data, sock, log, bin string
+	tmpSock                       string // socket directory outside scratch, removed at stop
 	owner                         string // runs as this user when walden is root
 	started                       bool
 }
@@ -37,6 +38,15 @@ func newDrillServer(scratch, bin string) (*drillServer, error) {
 		s.owner = u.Username
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
+	}
+	// A socket path is limited to 107 bytes: with a long scratch path the
+	// private socket directory goes under the temporary directory instead.
+	if len(s.sock)+len("/.s.PGSQL.5432") > 100 {
+		d, err := os.MkdirTemp("", "walden-drill-")
+		if err != nil {
+			return nil, err
+		}
+		s.sock, s.tmpSock = d, d
 	}
 	for _, d := range []string{s.scratch, s.data, s.sock} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -179,6 +189,9 @@ func (s *drillServer) promotionPoint() (uint64, error) {
 
 // stop shuts the server down (fast, then immediate) if it was started.
 func (s *drillServer) stop() {
+	if s.tmpSock != "" {
+		defer os.RemoveAll(s.tmpSock)
+	}
 	if !s.started || s.pid() <= 0 {
 		return
 	}

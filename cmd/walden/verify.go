@@ -7,8 +7,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
+	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/basebackup"
+	"github.com/walden-pg/walden/config"
+	"github.com/walden-pg/walden/gpg"
+	"github.com/walden-pg/walden/schedule"
+	"github.com/walden-pg/walden/storage/open"
 	"github.com/walden-pg/walden/verify"
 	"github.com/walden-pg/walden/walelog"
 )
@@ -170,4 +176,78 @@ func writeDrill(w io.Writer, r *verify.DrillResult) {
 	if r.Kept {
 		fmt.Fprintf(w, "  kept: %s\n", r.Scratch)
 	}
+}
+
+// agentChecks builds the agent's scheduled verify and drill from the
+// settings: WALDEN_VERIFY_SCHEDULE and WALDEN_DRILL_SCHEDULE ("off" disables).
+func agentChecks(a *app, s *config.Settings, current func() *config.Settings, log *walelog.Logger) (*agent.Checks, error) {
+	parse := func(name, v string) (*schedule.Spec, error) {
+		if v == "off" {
+			return nil, nil
+		}
+		spec, err := schedule.Parse(v)
+		if err != nil {
+			return nil, &config.Error{Var: name, Msg: err.Error()}
+		}
+		return spec, nil
+	}
+	vs, err := parse("WALDEN_VERIFY_SCHEDULE", s.Verify.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := parse("WALDEN_DRILL_SCHEDULE", s.Verify.DrillSchedule)
+	if err != nil {
+		return nil, err
+	}
+	return &agent.Checks{Checker: &agentChecker{a: a, current: current, log: log}, VerifySchedule: vs, DrillSchedule: ds}, nil
+}
+
+// agentChecker runs verify and drills with the agent's current settings.
+type agentChecker struct {
+	a       *app
+	current func() *config.Settings
+	log     *walelog.Logger
+}
+
+func (c *agentChecker) options(ctx context.Context) (verify.Options, *config.Settings, error) {
+	s := c.current()
+	st, err := open.Store(ctx, s)
+	if err != nil {
+		return verify.Options{}, s, err
+	}
+	cr, err := gpg.New(s.GPG)
+	if err != nil {
+		return verify.Options{}, s, err
+	}
+	o := verify.Options{Store: st, Prefix: s.Prefix, Backup: "", Concurrency: s.DownloadConcurrency,
+		Retain: basebackup.RetainPolicy{Count: s.Retain.Count, Age: s.Retain.Age}}
+	if cr != nil {
+		o.Crypt = cr
+	}
+	return o, s, nil
+}
+
+func (c *agentChecker) Verify(ctx context.Context) (int, error) {
+	o, _, err := c.options(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rep, err := verify.Run(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	return len(rep.Problems), nil
+}
+
+func (c *agentChecker) Drill(ctx context.Context) (time.Duration, error) {
+	o, s, err := c.options(ctx)
+	if err != nil {
+		return 0, err
+	}
+	o.Backup = "LATEST"
+	res, err := verify.Drill(ctx, verify.DrillOptions{Verify: o, Log: c.log, DrillDir: s.Verify.DrillDir, RestoreCommand: c.a.restoreCommand()})
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(res.ReplaySeconds * float64(time.Second)), nil
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/codec"
 	"github.com/walden-pg/walden/internal/pgtest"
@@ -31,11 +34,15 @@ func vfSetup(t *testing.T) *vfArchive {
 	c, envdir, store := bbArchivingCluster(t, bin, 1, nil)
 	bbArchiveAll(t, c)
 	bbMust(t, bbWalden(t, bin, envdir, c.Env(), "backup-push", c.Dir), "backup-push")
+	last := ""
 	for i := 1; i <= 4; i++ {
 		c.Psql(t, fmt.Sprintf("insert into marker values (%d, 'after-backup-%d')", i, i))
+		last = c.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
 		c.Psql(t, "select pg_switch_wal()")
 	}
-	bbArchiveAll(t, c)
+	// The segment after the last switch may stay empty: wait for the
+	// last one written.
+	vfWaitArchived(t, c, last)
 	a := &vfArchive{bin: bin, envdir: envdir, store: store, c: c}
 	r := bbMust(t, bbWaldenAsRoot(t, bin, envdir, "verify", "--json"), "verify of the clean archive")
 	if err := json.Unmarshal([]byte(r.stdout), &a.rep); err != nil {
@@ -343,4 +350,52 @@ func TestVerifyDrillPassesAndCatchesAGapAfterTheBackup(t *testing.T) {
 			t.Errorf("a refused drill created its scratch directory")
 		}
 	})
+}
+
+// TestAgentRunsVerifyAndDrillOnScheduleAndPublishesThem runs the agent
+// with verify and a drill every minute and reads their outcome from the
+// metrics and /status.
+func TestAgentRunsVerifyAndDrillOnScheduleAndPublishesThem(t *testing.T) {
+	a := vfSetup(t)
+	env, addr := agentEnvdir(t, a.c, a.store, map[string]string{
+		"WALDEN_VERIFY_SCHEDULE": "* * * * *",
+		"WALDEN_DRILL_SCHEDULE":  "* * * * *",
+		"WALDEN_DRILL_DIR":       filepath.Join(bbScratch(t), "drills"),
+	})
+	ag := startAgent(t, a.bin, env, a.c.Dir, addr, nil)
+	ag.waitLog(t, "MSG: verify complete", 150*time.Second)
+	ag.waitLog(t, "MSG: drill complete", 150*time.Second)
+	for _, want := range []string{"MSG: starting verify", "MSG: starting drill"} {
+		if ag.count(want) == 0 {
+			t.Errorf("no %q line", want)
+		}
+	}
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	m := get("/metrics")
+	for _, name := range []string{"walden_verify_last_success_timestamp_seconds", "walden_drill_last_success_timestamp_seconds",
+		"walden_drill_duration_seconds", "walden_drill_replay_seconds"} {
+		re := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`)
+		v := re.FindStringSubmatch(m)
+		if v == nil || v[1] == "0" {
+			t.Errorf("metric %s not set:\n%s", name, m)
+		}
+	}
+	if !strings.Contains(m, "\nwalden_verify_problems 0\n") {
+		t.Errorf("walden_verify_problems not 0")
+	}
+	var st agent.Report
+	if err := json.Unmarshal([]byte(get("/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Checks == nil || st.Checks.LastVerify == nil || !st.Checks.LastVerify.OK || st.Checks.LastDrill == nil || !st.Checks.LastDrill.OK {
+		t.Errorf("/status: %+v", st.Checks)
+	}
 }
