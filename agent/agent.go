@@ -46,6 +46,8 @@ type Options struct {
 	Now       func() time.Time
 	Clock     gocron.SchedulerOption // tests
 	Ready     func()                 // called once everything serves
+
+	Checks *Checks // scheduled verify and restore drills; nil: none
 }
 
 // Agent runs the schedule and serves state until its context ends.
@@ -63,6 +65,7 @@ type Agent struct {
 	runningSince time.Time
 	progress     Progress
 	sched        *schedule.Scheduler
+	ck           checkState
 }
 
 // New prepares an agent; Run starts it.
@@ -78,6 +81,7 @@ func New(o Options) *Agent {
 	a.cfg.Store(&c)
 	a.m = newMetrics(func() (time.Duration, error) { return ArchiveLag(o.PGData, a.o.Now()) }, a.nextRun)
 	a.m.setLast(o.Initial)
+	a.registerCheckMetrics()
 	return a
 }
 
@@ -143,6 +147,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.sched = sched
 	a.mu.Unlock()
+	if err := a.startChecks(ctx); err != nil {
+		sched.Stop()
+		return err
+	}
 
 	var srv *http.Server
 	if a.o.Metrics != nil {
@@ -172,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// The job's context derives from ctx, so a running backup is already
 	// being cancelled; Stop waits for it up to StopGrace.
+	a.stopChecks()
 	if err := sched.Stop(); err != nil {
 		a.Log().Warn(walelog.WaldenName, "the running base backup did not stop in time", err.Error(), "",
 			walelog.F("action", "agent"), walelog.F("state", "stopping"))
@@ -230,6 +239,9 @@ func (a *Agent) Health() (bool, string) {
 	if !ready {
 		return false, "the agent is starting"
 	}
+	if ok, why := a.checksHealth(); !ok {
+		return false, why
+	}
 	return Assess(a.config().Schedule, last, a.o.Now())
 }
 
@@ -253,6 +265,7 @@ func (a *Agent) Report() *Report {
 	}
 	r.LastFailure = a.lastFailure
 	a.mu.Unlock()
+	r.Checks = a.checksReport()
 	if n := a.nextRun(); !n.IsZero() {
 		r.NextRun = &n
 	}

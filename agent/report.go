@@ -28,6 +28,8 @@ type Report struct {
 	RunningSince    *time.Time `json:"backup_running_since,omitempty"`
 	Progress        *Progress  `json:"backup_progress,omitempty"`
 	LastFailure     *Failure   `json:"last_failure,omitempty"`
+
+	Checks *ChecksReport `json:"verify,omitempty"` // scheduled verify and drills
 }
 
 // AgentInfo says whether an agent answered and which.
@@ -121,6 +123,7 @@ func (r *Report) WriteText(w io.Writer) {
 	if f := r.LastFailure; f != nil {
 		line("last failure", f.Time.UTC().Format(timeFmt)+": "+f.Error)
 	}
+	r.Checks.writeText(w)
 }
 
 // Human renders a duration coarsely: 45s, 3m12s, 5h2m, 3d4h.

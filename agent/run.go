@@ -51,6 +51,7 @@ func (a *Agent) runBackup(ctx context.Context, t schedule.Trigger) {
 	a.runningSince, a.progress = start, Progress{}
 	a.mu.Unlock()
 	a.m.running.Set(1)
+	a.preemptChecks()
 	defer func() {
 		a.mu.Lock()
 		a.runningSince = time.Time{}

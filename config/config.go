@@ -88,6 +88,15 @@ type Settings struct {
 	// Warnings are settings that work but are likely mistakes; commands
 	// log each one as a WARNING.
 	Warnings []string
+
+	Verify Verify // walden verify and restore drills
+}
+
+// Verify holds the settings of walden verify and its restore drills.
+type Verify struct {
+	Schedule      string // WALDEN_VERIFY_SCHEDULE: cron (UTC) or "off"
+	DrillSchedule string // WALDEN_DRILL_SCHEDULE: cron (UTC) or "off"
+	DrillDir      string // WALDEN_DRILL_DIR: where drills make scratch directories
 }
 
 // Retention is WALDEN_RETAIN: a count or an age.
@@ -346,6 +355,17 @@ func Load(env Env, f Flags) (*Settings, error) {
 		if s.BackupWALTimeout, err = parseWALTimeout(v); err != nil {
 			return nil, bad("WALDEN_BACKUP_WAL_TIMEOUT", "%v", err)
 		}
+	}
+
+	// Verify and restore drills
+	if s.Verify.Schedule, err = str("WALDEN_VERIFY_SCHEDULE", "0 3 * * 0"); err != nil {
+		return nil, err
+	}
+	if s.Verify.DrillSchedule, err = str("WALDEN_DRILL_SCHEDULE", "off"); err != nil {
+		return nil, err
+	}
+	if s.Verify.DrillDir, err = str("WALDEN_DRILL_DIR", "/var/tmp/walden-drill"); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -50,6 +50,7 @@ func commands() []*command {
 		versionCmd, walPushCmd, walFetchCmd, walPrefetchCmd,
 		backupPushCmd, backupFetchCmd, backupListCmd, deleteCmd,
 		restoreCmd, agentCmd, statusCmd, checkCmd,
+		verifyCmd,
 	}
 }
 
