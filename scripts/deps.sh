@@ -4,7 +4,8 @@
 # /usr/local/go or PATH; Go modules from the module proxy.
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-client-15 lzop lz4 zstd gnupg daemontools pgbackrest bc
-      ruby rubocop ruby-rspec lintian dpkg-dev fakeroot debootstrap systemd-container curl)
+      ruby rubocop ruby-rspec lintian dpkg-dev fakeroot debootstrap systemd-container curl
+      prometheus)  # promtool, for the tests of packaging/monitoring
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
