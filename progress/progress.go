@@ -6,6 +6,16 @@
 // carriage returns and escape codes; the caller keeps logging its periodic
 // records there. Counting works the same either way, so callers can always
 // read Done and Summary.
+//
+// A transfer uses it as
+//
+//	bar := progress.New(os.Stderr, progress.Options{Total: size, Label: "backup-push", Terse: terse})
+//	defer bar.Abort() // no effect after Finish
+//	... io.Copy(dst, bar.Reader(src)) in each worker, or bar.Add(n) ...
+//	logger.Info(bar.Finish())
+//
+// with its log records written through bar.LogWriter(os.Stderr) so that
+// they do not land in the middle of a frame.
 package progress
 
 import (
@@ -46,6 +56,8 @@ type Bar struct {
 	done  atomic.Int64
 	total atomic.Int64
 
+	mu      sync.Mutex               // serializes drawing and log lines
+	ended   bool                     // Finish or Abort drew the last frame
 	pb      *progressbar.ProgressBar // nil when not drawing
 	unknown bool                     // pb was started without a total
 	synced  int64                    // bytes last handed to pb
@@ -126,6 +138,11 @@ func (b *Bar) draw() {
 // any byte was counted (the library's position is meaningless after
 // counting without one).
 func (b *Bar) sync() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		return
+	}
 	done := b.done.Load()
 	if total := b.total.Load(); total > 0 && (!b.unknown || b.synced == 0) {
 		if want := max(total, done+1); want != b.pb.GetMax64() || b.unknown {
@@ -203,6 +220,31 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// LogWriter returns a writer for the caller's log lines while the bar is
+// on the same terminal: each write first clears the bar's line, and the
+// next refresh draws the bar again below the log line. Off a terminal it
+// is w itself.
+func (b *Bar) LogWriter(w io.Writer) io.Writer {
+	if !b.Drawing() {
+		return w
+	}
+	return &logWriter{w: w, b: b}
+}
+
+type logWriter struct {
+	w io.Writer
+	b *Bar
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock()
+	if !l.b.ended {
+		_ = l.b.pb.Clear()
+	}
+	return l.w.Write(p)
+}
+
 // Finish ends a successful transfer: on a terminal it draws the final 100%
 // frame and the summary line. It returns the summary (for the caller's log
 // off a terminal). Only the first Finish or Abort has an effect.
@@ -216,6 +258,9 @@ func (b *Bar) Finish() string {
 			return
 		}
 		b.halt()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.ended = true
 		// The transfer is complete, so what was counted is the total:
 		// reaching it draws the final 100% frame.
 		if done := b.done.Load(); done > 0 && !b.unknown {
@@ -240,6 +285,9 @@ func (b *Bar) Abort() {
 			return
 		}
 		b.halt()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.ended = true
 		_ = b.pb.Exit()
 		fmt.Fprintln(b.w)
 	})

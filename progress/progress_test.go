@@ -176,6 +176,32 @@ func TestBarOffTerminalWritesNothingAtAll(t *testing.T) {
 	}
 }
 
+func TestBarLogWriterPutsLogLinesOnTheirOwnLineAndTheBarBelow(t *testing.T) {
+	term := newTerminal(t)
+	b := New(term.tty, Options{Total: 8 << 20, Label: "backup-push"})
+	log := b.LogWriter(term.tty)
+	feed(b, 4<<20, 300*time.Millisecond)
+	io.WriteString(log, "wal_e.worker.upload INFO     MSG: beginning volume compression\n")
+	feed(b, 4<<20, 300*time.Millisecond)
+	b.Finish()
+	out := term.screen(t)
+	i := strings.Index(out, "wal_e.worker.upload")
+	if i < 0 {
+		t.Fatalf("log line missing: %q", out)
+	}
+	// The frame before it was wiped with blanks back to column 0.
+	if !regexp.MustCompile(`\r +\rwal_e\.worker\.upload INFO     MSG: beginning volume compression\r\n`).MatchString(out) {
+		t.Errorf("log line not on a cleared line of its own: %q", out)
+	}
+	if !partialFrame.MatchString(out[i:]) || !finalFrame.MatchString(out[i:]) {
+		t.Errorf("bar not drawn again below the log line: %q", out[i:])
+	}
+	var buf bytes.Buffer
+	if w := New(&buf, Options{}).LogWriter(&buf); w != io.Writer(&buf) {
+		t.Errorf("off a terminal LogWriter is %T, want the writer itself", w)
+	}
+}
+
 func TestBarTerseOnTerminalWritesNothing(t *testing.T) {
 	term := newTerminal(t)
 	b := New(term.tty, Options{Total: 1 << 20, Label: "backup-push", Terse: true})
