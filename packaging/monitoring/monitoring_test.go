@@ -29,8 +29,11 @@ import (
 const (
 	dashboardFile = "grafana-dashboard.json"
 	rulesFile     = "prometheus-rules.yml"
-	rulesTestFile = "testdata/prometheus-rules.test.yml"
 )
+
+// rulesTestFiles are promtool's unit tests of the rules; the second one
+// evaluates less often, for alerts that take days.
+var rulesTestFiles = []string{"testdata/prometheus-rules.test.yml", "testdata/prometheus-rules-days.test.yml"}
 
 // pendingMetrics are the verification metrics the dashboard and the rules
 // show before the agent on this branch exports them (they come with
@@ -84,8 +87,8 @@ func TestRulesPassPromtoolCheck(t *testing.T) {
 // archive_command, growing lag, agent down, verification problems) and
 // expect exactly the alerts, labels and annotations for it.
 func TestRulesFireOnTheSituationsTheyAreFor(t *testing.T) {
-	out := runPromtool(t, "test", "rules", rulesTestFile)
-	if !strings.Contains(out, "SUCCESS") {
+	out := runPromtool(t, append([]string{"test", "rules"}, rulesTestFiles...)...)
+	if strings.Count(out, "SUCCESS") != len(rulesTestFiles) {
 		t.Errorf("promtool test rules: %s", out)
 	}
 }
@@ -136,10 +139,42 @@ func TestEveryAlertHasForSeverityAndSummaryAndDescription(t *testing.T) {
 		}
 	}
 	// Each alert is exercised by the promtool unit tests.
-	tests := read(t, rulesTestFile)
+	var tests string
+	for _, f := range rulesTestFiles {
+		tests += read(t, f)
+	}
 	for a := range alerts {
-		if !strings.Contains(tests, "alertname: "+a+"\n") {
-			t.Errorf("%s never fires in %s", a, rulesTestFile)
+		if !regexp.MustCompile(`alertname: ` + a + `\n\s+exp_alerts:\n\s+- exp_labels:`).MatchString(tests) {
+			t.Errorf("no promtool test expects %s to fire", a)
+		}
+	}
+}
+
+// The Debian package installs both files where the documentation says.
+func TestPackageInstallsBothFilesUnderUsrShareWaldenMonitoring(t *testing.T) {
+	var cfg struct {
+		Contents []struct {
+			Src, Dst, Type string
+			FileInfo       struct {
+				Mode int `yaml:"mode"`
+			} `yaml:"file_info"`
+		} `yaml:"contents"`
+	}
+	if err := yaml.Unmarshal([]byte(read(t, "../../nfpm.yaml")), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{dashboardFile, rulesFile} {
+		found := false
+		for _, c := range cfg.Contents {
+			if c.Src == "packaging/monitoring/"+f {
+				found = true
+				if c.Dst != "/usr/share/walden/monitoring/"+f || c.Type != "" || c.FileInfo.Mode != 0o644 {
+					t.Errorf("nfpm.yaml installs %s as %s (type %q, mode %o)", f, c.Dst, c.Type, c.FileInfo.Mode)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("nfpm.yaml does not install %s", f)
 		}
 	}
 }
