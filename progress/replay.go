@@ -78,6 +78,7 @@ type Replay struct {
 	ended   bool
 	pb      *progressbar.ProgressBar
 	pbMax   int64
+	drawn   time.Time // when the last frame was drawn
 }
 
 // NewReplay starts following recovery, drawing on w when it is a terminal.
@@ -185,6 +186,14 @@ func (r *Replay) draw() {
 	if r.pbOpts == nil || r.ended {
 		return
 	}
+	// Updates may come per segment, hundreds a second: draw at most ten
+	// frames a second (the library's own throttle would drop the frame
+	// after a description change).
+	now := r.now()
+	if now.Sub(r.drawn) < 100*time.Millisecond && now.After(r.drawn) {
+		return
+	}
+	r.drawn = now
 	s := r.state()
 	if !s.known {
 		return
@@ -215,9 +224,9 @@ func (r *Replay) draw() {
 	} else if r.pos.LSN != 0 {
 		desc += r.pos.LSN.String() + " "
 	}
-	r.pb.Describe(desc)
 	// Finish draws the final frame; until then stay short of 100%.
 	_ = r.pb.Set64(min(max(s.done, 0), total-1))
+	r.pb.Describe(desc)
 }
 
 // Line is the progress as one log line, e.g. "recovery: replayed

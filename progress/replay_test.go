@@ -102,7 +102,7 @@ func TestReplayOnTerminalDrawsBarWithSegmentRateAndFinal100PercentFrame(t *testi
 	r := NewReplay(term.tty, ReplayOptions{Label: "recovery", Target: Target{Segment: seg(40)}})
 	for i := 0; i <= 40; i += 4 {
 		r.Update(Position{Segment: seg(i)})
-		time.Sleep(60 * time.Millisecond)
+		time.Sleep(120 * time.Millisecond)
 	}
 	sum := r.Finish()
 	out := term.screen(t)
@@ -112,7 +112,7 @@ func TestReplayOnTerminalDrawsBarWithSegmentRateAndFinal100PercentFrame(t *testi
 	if !finalFrame.MatchString(out) || strings.Count(out, "100%") != 1 {
 		t.Errorf("no single final 100%% frame in %q", out)
 	}
-	if !regexp.MustCompile(`^recovery: 40 segments in \d+ms, [0-9.]+ segments/s$`).MatchString(sum) ||
+	if !regexp.MustCompile(`^recovery: 40 segments in \d+m?s, [0-9.]+ segments/s$`).MatchString(sum) ||
 		!strings.HasSuffix(strings.TrimRight(out, "\r\n"), sum) {
 		t.Errorf("summary %q not last in %q", sum, out)
 	}
@@ -126,5 +126,25 @@ func TestReplayTerseOnTerminalWritesNothing(t *testing.T) {
 	r.Finish()
 	if out := term.screen(t); out != "" {
 		t.Errorf("terse replay wrote %q", out)
+	}
+}
+
+func TestReplayDrawsAtMostTenFramesASecondUnderAFloodOfUpdates(t *testing.T) {
+	term := newTerminal(t)
+	r := NewReplay(term.tty, ReplayOptions{Label: "recovery", Target: Target{Segment: seg(2000)}})
+	t0 := time.Now()
+	for i := 0; i <= 2000; i++ {
+		r.Update(Position{Segment: seg(i)})
+	}
+	elapsed := time.Since(t0)
+	r.Finish()
+	out := term.screen(t)
+	frames := strings.Count(out, "% [")
+	// Each drawn update writes two frames (count, then description).
+	if limit := 2*int(elapsed/(100*time.Millisecond)) + 6; frames > limit {
+		t.Errorf("%d frames for 2001 updates in %v (limit %d)", frames, elapsed, limit)
+	}
+	if !finalFrame.MatchString(out) {
+		t.Errorf("no final frame in %q", out)
 	}
 }
