@@ -215,6 +215,13 @@ func (r *Replay) draw() {
 		r.pb.ChangeMax64(total)
 		r.pbMax = total
 	}
+	// Finish draws the final frame; until then stay short of 100%.
+	_ = r.pb.Set64(min(max(s.done, 0), total-1))
+	r.pb.Describe(r.desc())
+}
+
+// desc starts a frame: the label and where replay is.
+func (r *Replay) desc() string {
 	desc := ""
 	if r.label != "" {
 		desc = r.label + " "
@@ -224,9 +231,32 @@ func (r *Replay) draw() {
 	} else if r.pos.LSN != 0 {
 		desc += r.pos.LSN.String() + " "
 	}
-	// Finish draws the final frame; until then stay short of 100%.
-	_ = r.pb.Set64(min(max(s.done, 0), total-1))
-	r.pb.Describe(desc)
+	return desc
+}
+
+// LogWriter returns a writer for the caller's log lines while the bar is
+// on the same terminal: each write first clears the bar's line, and the
+// next update draws the bar again below it. Off a terminal it is w itself.
+func (r *Replay) LogWriter(w io.Writer) io.Writer {
+	if r.pbOpts == nil {
+		return w
+	}
+	return &replayLogWriter{w: w, r: r}
+}
+
+type replayLogWriter struct {
+	w io.Writer
+	r *Replay
+}
+
+func (l *replayLogWriter) Write(p []byte) (int, error) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	if l.r.pb != nil && !l.r.ended {
+		_ = l.r.pb.Clear()
+		l.r.drawn = time.Time{} // redraw at the next update
+	}
+	return l.w.Write(p)
 }
 
 // Line is the progress as one log line, e.g. "recovery: replayed
@@ -314,6 +344,9 @@ func (r *Replay) Finish() string {
 	if !r.ended {
 		r.ended = true
 		if r.pb != nil {
+			// The last updates may not have been drawn (at most ten
+			// frames a second): the final frame shows the last one.
+			r.pb.Describe(r.desc())
 			_ = r.pb.Finish()
 			fmt.Fprintf(r.w, "\n%s\n", sum)
 		}

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -144,7 +145,30 @@ func TestReplayDrawsAtMostTenFramesASecondUnderAFloodOfUpdates(t *testing.T) {
 	if limit := 2*int(elapsed/(100*time.Millisecond)) + 6; frames > limit {
 		t.Errorf("%d frames for 2001 updates in %v (limit %d)", frames, elapsed, limit)
 	}
-	if !finalFrame.MatchString(out) {
-		t.Errorf("no final frame in %q", out)
+	if !regexp.MustCompile(`recovery 0000000100000007000000D0 +100% \[=+\]`).MatchString(out) {
+		t.Errorf("final frame does not show the last segment replayed: %q", out)
+	}
+}
+
+func TestReplayLogWriterPutsLogLinesOnTheirOwnLine(t *testing.T) {
+	term := newTerminal(t)
+	r := NewReplay(term.tty, ReplayOptions{Label: "recovery", Target: Target{Segment: seg(8)}})
+	log := r.LogWriter(term.tty)
+	r.Update(Position{Segment: seg(0)})
+	r.Update(Position{Segment: seg(2)})
+	io.WriteString(log, "LOG:  restored log file \"000000010000000000000002\" from archive\n")
+	r.Update(Position{Segment: seg(4)})
+	r.Finish()
+	out := term.screen(t)
+	i := strings.Index(out, "LOG:  restored")
+	if i < 0 || !regexp.MustCompile(`\r +\rLOG:  restored log file "000000010000000000000002" from archive\r\n`).MatchString(out) {
+		t.Fatalf("log line not on a cleared line of its own: %q", out)
+	}
+	if !regexp.MustCompile(`recovery 000000010000000000000004 +50% `).MatchString(out[i:]) {
+		t.Errorf("bar not drawn again below the log line: %q", out[i:])
+	}
+	var buf bytes.Buffer
+	if w := NewReplay(&buf, ReplayOptions{}).LogWriter(&buf); w != io.Writer(&buf) {
+		t.Errorf("off a terminal LogWriter is %T, want the writer itself", w)
 	}
 }
