@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-client-15 lzop lz4 zstd gnupg daemontools pgbackrest bc
       ruby rubocop ruby-rspec lintian dpkg-dev fakeroot debootstrap systemd-container curl
-      liblzo2-2 libsodium23 libbrotli1)  # the last three: the WAL-G build beside the repository
+      prometheus  # promtool, for the tests of packaging/monitoring
+      liblzo2-2 libsodium23 libbrotli1)  # the WAL-G build beside the repository
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
