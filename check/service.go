@@ -140,6 +140,11 @@ func writableDir(name, dir, what, who string) Result {
 		at = filepath.Dir(at)
 	}
 	if err := dirAccess(at); err != nil {
+		if at != dir {
+			// A ReadWritePaths entry for a missing directory does nothing.
+			return fail(name, "%s %s does not exist and the service cannot create it (%s): create it for the service's user %s",
+				what, dir, explain(err, dir, who), who)
+		}
 		return fail(name, "cannot write %s %s: %s", what, dir, explain(err, dir, who))
 	}
 	if at != dir {

@@ -245,7 +245,8 @@ ct_sh '
 	chgrp postgres $d/* && chmod 0640 $d/*
 	install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data /var/lib/postgresql/walden-store
 	# The agent accepts a PGDATA holding PG_VERSION and global/pg_control;
-	# no PostgreSQL server runs, none is needed until a backup is due.
+	# no server is needed for it until a backup is due (the sandbox case below
+	# backs up the real cluster 15/main).
 	install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data/global
 	echo 15 >/var/lib/postgresql/data/PG_VERSION
 	: >/var/lib/postgresql/data/global/pg_control

@@ -329,6 +329,9 @@ func (pr *agentProc) reload(ctx context.Context) {
 		log.Error(walelog.WaldenName, "could not reopen the log file", oneLine(err.Error()), "", fields("failed")...)
 	}
 	log = pr.newLogger(s)
+	for _, w := range s.Warnings {
+		log.Warn(walelog.Main, w, "", "", fields("complete")...)
+	}
 	// What the agent is bound to cannot move without a restart.
 	var restart []string
 	if s.MetricsListen != old.MetricsListen {

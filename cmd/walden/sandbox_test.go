@@ -80,7 +80,8 @@ func TestCheckReportsWhatTheSandboxedAgentCannotWrite(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{})
 	c.Start(t)
 	store := c.MkDir(t, "store")
-	env, addr := agentEnvdir(t, c, store, map[string]string{"PGDATA": c.Dir})
+	drill := filepath.Join(store, "drills")
+	env, addr := agentEnvdir(t, c, store, map[string]string{"PGDATA": c.Dir, "WALDEN_DRILL_DIR": drill})
 
 	ag := startSandboxedAgent(t, bin, env, c.Dir, store, addr, c.Env())
 	r := runCheckAsRoot(t, bin, env, "--no-postgres", "--require-agent")
@@ -89,10 +90,14 @@ func TestCheckReportsWhatTheSandboxedAgentCannotWrite(t *testing.T) {
 	if !strings.Contains(r.stdout, "ok   store: wrote, read and deleted a probe at "+prefix+"\n") {
 		t.Fatalf("the caller's own store check did not pass:\n%s", r.stdout)
 	}
-	want := "walden check: service store: cannot write to the store " + prefix + ": " + store +
-		" is read-only inside the service's sandbox (ProtectSystem=strict): add it to ReadWritePaths"
-	if r.code != 1 || len(r.problems()) != 1 || r.problems()[0] != want {
-		t.Fatalf("want exit 1 and the one problem\n%s\ngot exit %d:\n%s\nstdout:\n%s", want, r.code, r.stderr, r.stdout)
+	want := []string{
+		"walden check: service store: cannot write to the store " + prefix + ": " + store +
+			" is read-only inside the service's sandbox (ProtectSystem=strict): add it to ReadWritePaths",
+		"walden check: service drill dir: WALDEN_DRILL_DIR " + drill + " does not exist and the service cannot create it (" + store +
+			" is read-only inside the service's sandbox (ProtectSystem=strict): add " + drill + " to ReadWritePaths): create it for the service's user postgres",
+	}
+	if r.code != 1 || strings.Join(r.problems(), "\n") != strings.Join(want, "\n") {
+		t.Fatalf("want exit 1 and the problems\n%s\ngot exit %d:\n%s\nstdout:\n%s", strings.Join(want, "\n"), r.code, r.stderr, r.stdout)
 	}
 	for _, ok := range []string{"ok   service: the agent (pid ", "ok   service pgdata: the agent reads " + c.Dir, "ok   service pg_wal: the agent writes pg_wal "} {
 		if !strings.Contains(r.stdout, ok) {
@@ -121,7 +126,8 @@ func TestCheckReportsWhatTheSandboxedAgentCannotWrite(t *testing.T) {
 	// for root and for the service user alike.
 	ag = startAgent(t, bin, env, c.Dir, addr, c.Env())
 	for who, r := range map[string]checkRun{"root": runCheckAsRoot(t, bin, env, "--no-postgres", "--require-agent"), "postgres": runCheck(t, bin, env, "--no-postgres", "--require-agent")} {
-		if r.code != 0 || !strings.Contains(r.stdout, "ok   service store: wrote, read and deleted a probe at "+prefix+"\n") {
+		if r.code != 0 || !strings.Contains(r.stdout, "ok   service store: wrote, read and deleted a probe at "+prefix+"\n") ||
+			!strings.Contains(r.stdout, "ok   service drill dir: the agent can create WALDEN_DRILL_DIR "+drill) {
 			t.Fatalf("check as %s against an agent that can write: exit %d\n%s%s", who, r.code, r.stdout, r.stderr)
 		}
 	}

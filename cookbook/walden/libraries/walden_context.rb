@@ -75,9 +75,11 @@ module Walden
         timeout: check.fetch('timeout', Check::TIMEOUT), extra_args: Array(check['extra_args']) }
     end
 
-    # Properties of the file store's root directory, nil for other stores.
-    def store_directory
-      Store.directory(config)
+    # Properties of the directories the cookbook makes for the agent: a
+    # file store's root, the drill and lock directories.
+    def agent_directories
+      Systemd.writable_dirs(config.env) # refuses relative paths first
+      Store.directories(config)
     end
 
     # Whether the agent may run now: the migration starts it only once

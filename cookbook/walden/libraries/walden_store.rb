@@ -29,7 +29,22 @@ module Walden
     # the store is not a file store.
     def directory(config)
       root = file_root(config.env)
-      root && { 'path' => root, 'owner' => config.user, 'group' => config.group, 'mode' => MODE }
+      root && owned(config, root)
+    end
+
+    # Directories only the agent uses, made by the cookbook: in the sandbox
+    # their parents are read-only, and ReadWritePaths skips a missing path.
+    AGENT_DIRS = %w[WALDEN_DRILL_DIR WALDEN_LOCK_DIR].freeze
+
+    # The store root and the agent's own directories, as directory
+    # resource properties.
+    def directories(config)
+      agent = AGENT_DIRS.filter_map { |n| config.env[n] }.map { |d| owned(config, d.sub(%r{(?<=.)/+\z}, '')) }
+      [directory(config), *agent].compact.uniq { |d| d['path'] }
+    end
+
+    def owned(config, path)
+      { 'path' => path, 'owner' => config.user, 'group' => config.group, 'mode' => MODE }
     end
   end
 end

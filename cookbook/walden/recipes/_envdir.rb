@@ -33,14 +33,14 @@ ctx.removals.each do |name|
   end
 end
 
-# A file store's root: walden creates only the directories below it, and
-# the agent's sandbox lets it write there through the drop-in below.
-store = ctx.store_directory
-if store
-  directory store['path'] do
-    owner store['owner']
-    group store['group']
-    mode store['mode']
+# A file store's root (walden creates only the directories below it) and
+# the agent's drill and lock directories; the drop-in below lets the
+# sandboxed agent write in them.
+ctx.agent_directories.each do |dir|
+  directory dir['path'] do
+    owner dir['owner']
+    group dir['group']
+    mode dir['mode']
     recursive true
   end
 end

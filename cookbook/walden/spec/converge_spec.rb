@@ -233,12 +233,14 @@ RSpec.describe 'a converge of walden::default' do
     expect(checks.size).to eq(1)
   end
 
-  it 'creates the file store root for the service user before the agent starts' do
+  it 'creates the file store root and the drill directory for the service user before the agent starts' do
     run = converge(files_change: true)
-    store = run.find('directory[/srv/walden-store]')
-    expect(store.props).to include(owner: 'postgres', group: 'postgres', mode: '0750', recursive: true)
     order = run.resources.map(&:id)
-    expect(order.index('directory[/srv/walden-store]')).to be < order.index('service[walden start]')
+    %w[/srv/walden-store /srv/walden-drill].each do |path|
+      expect(run.find("directory[#{path}]").props).to include(owner: 'postgres', group: 'postgres', mode: '0750',
+                                                              recursive: true)
+      expect(order.index("directory[#{path}]")).to be < order.index('service[walden start]')
+    end
   end
 
   it 'makes the store and the drill directory writable in the drop-in' do

@@ -48,6 +48,13 @@ RSpec.describe Walden::Store do
                                                  'mode' => '0750')
   end
 
+  it 'also makes the drill and lock directories, which the agent could not create in its sandbox' do
+    cfg = config_for('walden' => { 'env' => { 'WALDEN_DRILL_DIR' => '/srv/drill/', 'WALDEN_LOCK_DIR' => '/srv/lock',
+                                              'WALE_S3_PREFIX' => 's3://b/p' } })
+    expect(described_class.directories(cfg).map { |d| [d['path'], d['owner'], d['mode']] })
+      .to eq([%w[/srv/drill postgres 0750], %w[/srv/lock postgres 0750]])
+  end
+
   it 'creates nothing for other stores' do
     expect(described_class.directory(config_for('walden' => { 'env' => { 'WALE_GS_PREFIX' => 'gs://b/p' } }))).to be_nil
   end
