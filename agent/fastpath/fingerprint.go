@@ -48,7 +48,7 @@ func Fingerprint(s *config.Settings) string {
 
 // relevantEnv lists the variables read outside config: AWS and Google SDK
 // settings, proxies and CA files, HOME (shared credential files, keyring),
-// and for encryption the gpg binary's search path and home.
+// the GnuPG home, and for encryption the gpg binary's search path.
 func relevantEnv(gpg bool) []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -59,7 +59,11 @@ func relevantEnv(gpg bool) []string {
 			strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "NO_PROXY"),
 			k == "SSL_CERT_FILE", k == "SSL_CERT_DIR":
 			out = append(out, kv)
-		case gpg && (k == "PATH" || k == "GNUPGHOME"):
+		case k == "GNUPGHOME":
+			// Encrypted objects decrypt with the keyring even when no key
+			// is configured, so the keyring always matters.
+			out = append(out, kv)
+		case gpg && k == "PATH":
 			out = append(out, kv)
 		}
 	}
