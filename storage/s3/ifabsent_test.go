@@ -100,5 +100,14 @@ func TestRacingIfAbsentPutsHaveExactlyOneWinner(t *testing.T) {
 			}
 		}
 	}
+	completes := f.Requests(func(r faketest.Seen) bool { return r.Method == http.MethodPost && r.Query["uploadId"] != nil })
+	if len(completes) == 0 {
+		t.Fatal("no multipart upload was completed")
+	}
+	for _, r := range completes {
+		if r.Header.Get("If-None-Match") != "*" {
+			t.Fatalf("CompleteMultipartUpload without If-None-Match: *: %v", r.Header)
+		}
+	}
 	assertNoPendingUploads(t, s)
 }

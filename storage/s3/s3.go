@@ -33,7 +33,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
-	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/walden-pg/walden/config"
@@ -382,15 +381,9 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 	}
 	// Hide any Seeker/ReaderAt so the manager buffers parts from a stream.
 	in.Body = struct{ io.Reader }{body}
-	var uopts []func(*manager.Uploader)
-	if in.IfNoneMatch != nil {
-		// The manager passes If-None-Match to a single PutObject but not
-		// to CompleteMultipartUpload, where S3 checks it for multipart.
-		uopts = append(uopts, func(u *manager.Uploader) {
-			u.ClientOptions = append(u.ClientOptions, s3.WithAPIOptions(ifNoneMatchOnComplete))
-		})
-	}
-	_, err := s.uploader.Upload(ctx, in, uopts...)
+	// The manager copies IfNoneMatch to CompleteMultipartUpload, where S3
+	// checks it for a multipart upload.
+	_, err := s.uploader.Upload(ctx, in)
 	if err == nil {
 		return nil
 	}
@@ -413,18 +406,6 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 		}
 	}
 	return out
-}
-
-// ifNoneMatchOnComplete makes CompleteMultipartUpload conditional on the
-// key being free.
-func ifNoneMatchOnComplete(stack *middleware.Stack) error {
-	return stack.Build.Add(middleware.BuildMiddlewareFunc("WaldenIfNoneMatch",
-		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-			if req, ok := in.Request.(*smithyhttp.Request); ok && middleware.GetOperationName(ctx) == "CompleteMultipartUpload" {
-				req.Header.Set("If-None-Match", "*")
-			}
-			return next.HandleBuild(ctx, in)
-		}), middleware.After)
 }
 
 // isConditionFailed reports S3's refusal of a conditional write: 412
