@@ -162,3 +162,24 @@ func TestDownloadsCutAfterTheHeadersUseUpTheRetries(t *testing.T) {
 		}
 	}
 }
+
+func TestAHungEndpointEndsEveryOperation(t *testing.T) {
+	f := newFake(t)
+	s := f.store(t, "gs://"+testBucket+"/p", 0, WithRequestLimits(200*time.Millisecond, time.Second, time.Second))
+	f.SetHook(faketest.FailFirst(1<<30, func(*http.Request) bool { return true }, faketest.HangAfterRequest))
+	ctx := context.Background()
+	for name, op := range map[string]func() error{
+		"head":   func() error { _, err := s.Head(ctx, "k"); return err },
+		"list":   func() error { _, err := s.List(ctx, "k"); return err },
+		"delete": func() error { return s.Delete(ctx, "k") },
+	} {
+		start := time.Now()
+		err := op()
+		if err == nil || !strings.HasSuffix(err.Error(), ": no progress within 1s") {
+			t.Errorf("%s against a hung endpoint: %v", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v", name, d)
+		}
+	}
+}

@@ -534,6 +534,8 @@ func (s *Store) opener(key string) resume.Opener {
 
 // Head returns the object's size and modification time.
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	names := s.names(key)
 	for i := 0; ; i++ {
 		obj, _, err := s.object(ctx, names[i])
@@ -556,6 +558,8 @@ func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
 // With two name forms both are listed; a key under both is reported once,
 // as the written form (the one Get reads).
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	b, err := s.bucketHandle(ctx)
 	if err != nil {
 		return nil, err
@@ -594,6 +598,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 // Delete removes the object under each of its names; a missing object is
 // not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	for _, name := range s.names(key) {
 		obj, _, err := s.object(ctx, name)
 		if err != nil {

@@ -62,7 +62,9 @@ func TestRacingIfAbsentPutsHaveExactlyOneWinner(t *testing.T) {
 			}
 		}
 	}
-	starts := f.Requests(func(r faketest.Seen) bool { return r.Method == http.MethodPost && r.Query.Get("ifGenerationMatch") == "0" })
+	starts := f.Requests(func(r faketest.Seen) bool {
+		return r.Method == http.MethodPost && r.Query.Get("ifGenerationMatch") == "0"
+	})
 	if len(starts) == 0 {
 		t.Error("no upload asked for ifGenerationMatch=0")
 	}
