@@ -183,3 +183,19 @@ func TestAHungEndpointEndsEveryOperation(t *testing.T) {
 		}
 	}
 }
+
+func TestAListingWhoseBodyNeverComesIsRetriedAndReported(t *testing.T) {
+	f := newFake(t)
+	s := f.store(t, "gs://"+testBucket+"/p", 2, WithStallTimeout(300*time.Millisecond), WithRequestLimits(300*time.Millisecond, 100*time.Millisecond, 0))
+	faketest.Put(t, s, "wal_005/k", []byte("abc"))
+	f.SetHook(faketest.FailFirst(1<<30, isList, faketest.HeadersOnly))
+	n := count(f, isList)
+	_, err := s.List(context.Background(), "wal_005/")
+	want := "gcs list wal_005/: giving up after 2 attempts: no data from " + f.proxy.Listener.Addr().String() + " within 300ms"
+	if err == nil || err.Error() != want {
+		t.Errorf("list = %v, want %q", err, want)
+	}
+	if got := n(); got != 2 {
+		t.Errorf("%d requests, want 2", got)
+	}
+}

@@ -117,3 +117,20 @@ func TestDownloadsCutAfterTheHeadersUseUpTheRetries(t *testing.T) {
 		}
 	}
 }
+
+func TestAListingWhoseBodyNeverComesIsRetriedAndReported(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	s := f.store(t, "s3://"+testBucket+"/p", 2, quick...)
+	faketest.Put(t, s, "wal_005/k", []byte("abc"))
+	f.SetHook(faketest.FailFirst(1<<30, isList, faketest.HeadersOnly))
+	before := f.Count()
+	_, err := s.List(context.Background(), "wal_005/")
+	want := "s3 list wal_005/: giving up after 2 attempts: no data from " + strings.TrimPrefix(f.srv.URL, "http://") + " within 300ms"
+	if err == nil || err.Error() != want {
+		t.Errorf("list = %v, want %q", err, want)
+	}
+	if n := f.Count() - before; n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
