@@ -482,12 +482,12 @@ func (r *replay) rewind() bool {
 	return true
 }
 
-// Get opens the object for reading. The library itself re-requests the rest
-// of a body whose connection broke; on top of that the reader re-opens
-// from the offset reached (pinned to the generation it first saw) when a
-// read stalls or the library's own resumption fails. The library's loop has
-// no attempt limit: against a server that always drops the body right after
-// the headers it only ends when the stall watchdog cancels the read.
+// Get opens the object for reading. When a read stalls or the connection
+// breaks, the reader re-opens from the offset reached (pinned to the
+// generation it first saw). The library would re-request a broken body
+// itself, without an attempt limit; each request is therefore marked as
+// one download (deadline.OneDownload), so the library's re-request fails
+// at once and the break counts against WALE_RETRIES here.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	r, err := resume.Open(ctx, resume.Config{
 		Open:     s.opener(key),
