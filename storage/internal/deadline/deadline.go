@@ -99,9 +99,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.ContentLength > 0 {
 		allow += time.Duration((req.ContentLength+(1<<20)-1)>>20) * l.PerMiB
 	}
-	w := &watch{cancel: cancel}
+	w := &watch{cancel: cancel, limit: allow}
 	w.request = time.AfterFunc(allow, func() {
-		cancel(&HangError{What: fmt.Sprintf("no response from %s", host), For: allow})
+		w.mu.Lock()
+		limit := w.limit
+		w.mu.Unlock()
+		cancel(&HangError{What: fmt.Sprintf("no response from %s", host), For: limit})
 	})
 	out := req.WithContext(ctx)
 	if req.Body != nil && req.Body != http.NoBody {
@@ -150,6 +153,7 @@ type watch struct {
 	cancel  context.CancelCauseFunc
 	request *time.Timer
 	stall   *time.Timer
+	limit   time.Duration // the request timer's current limit
 	done    bool
 }
 
@@ -186,6 +190,8 @@ func (b *sendBody) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if err == io.EOF {
+		// Sent: from now on the answer is waited for.
+		b.w.limit = b.l.Response
 		b.w.request.Reset(b.l.Response)
 		return n, err
 	}
