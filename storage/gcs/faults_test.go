@@ -83,7 +83,7 @@ func TestUploadsThatKeepFailingGiveUpAfterTheAttemptsMade(t *testing.T) {
 
 func TestUnansweredRequestsAreBoundedRetriedAndReportedAsHangs(t *testing.T) {
 	f := newFake(t)
-	s := f.store(t, "gs://"+testBucket+"/p", 2, WithStallTimeout(300*time.Millisecond), WithRequestLimits(300*time.Millisecond, 100*time.Millisecond, 0))
+	s := f.store(t, "gs://"+testBucket+"/p", 2, WithStallTimeout(300*time.Millisecond), WithRequestLimits(300*time.Millisecond, 2*time.Second, 0))
 	ctx := context.Background()
 	faketest.Put(t, s, "k", []byte("abc"))
 	host := f.proxy.Listener.Addr().String()
@@ -186,7 +186,7 @@ func TestAHungEndpointEndsEveryOperation(t *testing.T) {
 
 func TestAListingWhoseBodyNeverComesIsRetriedAndReported(t *testing.T) {
 	f := newFake(t)
-	s := f.store(t, "gs://"+testBucket+"/p", 2, WithStallTimeout(300*time.Millisecond), WithRequestLimits(300*time.Millisecond, 100*time.Millisecond, 0))
+	s := f.store(t, "gs://"+testBucket+"/p", 2, WithStallTimeout(300*time.Millisecond), WithRequestLimits(300*time.Millisecond, 2*time.Second, 0))
 	faketest.Put(t, s, "wal_005/k", []byte("abc"))
 	f.SetHook(faketest.FailFirst(1<<30, isList, faketest.HeadersOnly))
 	n := count(f, isList)

@@ -13,7 +13,7 @@ import (
 )
 
 // quick shortens every wait so that hangs end in milliseconds.
-var quick = []Option{WithStallTimeout(300 * time.Millisecond), WithRequestLimits(300*time.Millisecond, 100*time.Millisecond, 0)}
+var quick = []Option{WithStallTimeout(300 * time.Millisecond), WithRequestLimits(300*time.Millisecond, 2*time.Second, 0)}
 
 func always(func(*http.Request) bool) func(*http.Request) bool {
 	return func(*http.Request) bool { return true }
