@@ -20,13 +20,18 @@
 package gcs
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -39,9 +44,11 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
+	"github.com/walden-pg/walden/storage/internal/deadline"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
 )
@@ -159,13 +166,58 @@ func (s *Store) bucketHandle(ctx context.Context) (*gstorage.BucketHandle, error
 	defer s.mu.Unlock()
 	if s.client == nil {
 		// The client outlives the caller's context.
-		c, err := gstorage.NewClient(context.WithoutCancel(ctx), s.copts...)
+		cctx := context.WithoutCancel(ctx)
+		hc, err := s.httpClient(cctx)
+		if err != nil {
+			return nil, fmt.Errorf("gcs: creating the client: %s", oneLine(err.Error()))
+		}
+		c, err := gstorage.NewClient(cctx, append(s.copts, option.WithHTTPClient(hc))...)
 		if err != nil {
 			return nil, fmt.Errorf("gcs: creating the client: %s", oneLine(err.Error()))
 		}
 		s.client = c
 	}
 	return s.client.Bucket(s.bucket), nil
+}
+
+// httpClient is the library's transport with deadline.Transport beneath
+// its authentication: every request is bounded, and download bodies fail
+// opaquely so that the resume reader (not the library, which has no
+// attempt limit there) re-requests them.
+func (s *Store) httpClient(ctx context.Context) (*http.Client, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	base.TLSHandshakeTimeout = 10 * time.Second
+	base.ResponseHeaderTimeout = 2 * time.Minute
+	base.MaxIdleConnsPerHost = 64
+	var rt http.RoundTripper = &deadline.Transport{
+		Base:   base,
+		Limits: deadline.Limits{Response: s.opts.Response, PerMiB: s.opts.PerMiB, Stall: s.opts.StallTimeout},
+		Opaque: isMediaDownload,
+	}
+	if os.Getenv("STORAGE_EMULATOR_HOST") == "" {
+		// What the library would configure itself without WithHTTPClient.
+		opts := append([]option.ClientOption{option.WithScopes(gstorage.ScopeFullControl, "https://www.googleapis.com/auth/cloud-platform")}, s.copts...)
+		var err error
+		if rt, err = htransport.NewTransport(ctx, rt, opts...); err != nil {
+			return nil, err
+		}
+	}
+	return &http.Client{Transport: rt}, nil
+}
+
+// isMediaDownload tells object reads (XML API GET /BUCKET/OBJECT, or JSON
+// API alt=media) from metadata requests, whose cut bodies the library
+// retries within its attempt limit.
+func isMediaDownload(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	if r.URL.Query().Get("alt") == "media" {
+		return true
+	}
+	p := r.URL.Path
+	return !strings.HasPrefix(p, "/storage/v1/") && !strings.HasPrefix(p, "/upload/")
 }
 
 // names are the physical names key may have, the written one first.
@@ -191,17 +243,25 @@ func (s *Store) rel(name string) (key, form string, ok bool) {
 // tries is one operation's retry budget. The library asks it after every
 // failed attempt; it allows attempts-1 retries of transient errors. The
 // resumable-upload path has no attempt limit of its own, so this is what
-// bounds it (reset after every committed chunk).
+// bounds it (reset after every committed chunk). total counts every failed
+// attempt, for the message that gives up.
 type tries struct {
 	max    int64
 	failed atomic.Int64
+	total  atomic.Int64
+	gaveUp atomic.Bool // the library stopped because the budget ran out
 }
 
 func (t *tries) retry(err error) bool {
 	if !gstorage.ShouldRetry(err) {
 		return false
 	}
-	return t.failed.Add(1) < t.max
+	t.total.Add(1)
+	if t.failed.Add(1) < t.max {
+		return true
+	}
+	t.gaveUp.Store(true)
+	return false
 }
 
 // object returns a handle with a retry configuration of its own: the
@@ -237,10 +297,65 @@ func chunkSize(size int64) int {
 }
 
 // Put uploads r under key. size is r's length, or -1 when unknown.
+//
+// The library retries what it can; an upload that fails in a way it does
+// not retry (an answer cut after its headers, a session start answered
+// without a session) is restarted here from the start of the data, which
+// is kept until the first chunk is committed (all of an object of at most
+// ChunkSize bytes, every WAL segment). Both kinds of retry draw on the one
+// WALE_RETRIES budget.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, opts storage.PutOptions) error {
-	obj, t, err := s.object(ctx, s.forms[0]+key)
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
+	src := ctxio.Reader(ctx, r)
+	if size >= 0 {
+		src = upload.Exact(src, size)
+	}
+	rp := &replay{src: upload.Source(src), limit: ChunkSize + 1<<20, sum: md5.New()}
+	t := &tries{max: int64(s.attempts)}
+	for attempt := 1; ; attempt++ {
+		err := s.putOnce(ctx, key, rp, size, opts, t)
+		if err == nil {
+			s.bucketSeen.Store(true)
+			return nil
+		}
+		if opts.IfAbsent && isPreconditionFailed(err) {
+			// A retried create may find its own earlier attempt, whose
+			// answer was lost, committed.
+			if (attempt > 1 || t.total.Load() > 0) && s.storedIs(ctx, key, rp.sum) {
+				return nil
+			}
+			return &opError{msg: fmt.Sprintf("gcs put %s: %v", key, storage.ErrExists), err: storage.ErrExists}
+		}
+		var se *upload.SourceError
+		if errors.As(err, &se) || ctx.Err() != nil || !transient(err) || !rp.rewind() {
+			return s.failPut(ctx, key, err, t)
+		}
+		if !t.gaveUp.Load() {
+			// The library did not count this failure: it did not retry it.
+			t.total.Add(1)
+			if t.failed.Add(1) >= t.max {
+				t.gaveUp.Store(true)
+			}
+		}
+		if t.gaveUp.Load() {
+			return s.failPut(ctx, key, err, t)
+		}
+		if err := sleep(ctx, s.backoff.Pause()); err != nil {
+			return s.failPut(ctx, key, err, t)
+		}
+	}
+}
+
+// putOnce is one upload of rp through the library.
+func (s *Store) putOnce(ctx context.Context, key string, rp *replay, size int64, opts storage.PutOptions, t *tries) error {
+	b, err := s.bucketHandle(ctx)
 	if err != nil {
 		return err
+	}
+	obj := b.Object(s.forms[0] + key).Retryer(s.retryOptions(t)...)
+	if opts.IfAbsent {
+		obj = obj.If(gstorage.Conditions{DoesNotExist: true})
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -254,31 +369,125 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		// are application/octet-stream (wal-e-compat.md 3.7).
 		w.ContentType = "application/octet-stream"
 	}
-	w.ProgressFunc = func(int64) { t.failed.Store(0) }
-	src := ctxio.Reader(ctx, r)
-	if size >= 0 {
-		src = upload.Exact(src, size)
+	w.ProgressFunc = func(n int64) {
+		if n > 0 {
+			t.failed.Store(0)
+			rp.committed()
+		}
 	}
-	src = upload.Source(src)
-	if _, err := io.Copy(w, src); err != nil {
+	if _, err := io.Copy(w, rp); err != nil {
 		// Abandon the resumable upload before its last chunk is sent.
 		cancel()
 		w.Close()
-		return s.fail(ctx, "put", key, err)
+		return err
 	}
-	if err := w.Close(); err != nil {
-		return s.fail(ctx, "put", key, err)
-	}
-	s.bucketSeen.Store(true)
-	return nil
+	return w.Close()
 }
 
-// Get opens the object for reading. The library itself re-requests the rest
-// of a body whose connection broke; on top of that the reader re-opens
-// from the offset reached (pinned to the generation it first saw) when a
-// read stalls or the library's own resumption fails. The library's loop has
-// no attempt limit: against a server that always drops the body right after
-// the headers it only ends when the stall watchdog cancels the read.
+// transient reports an upload failure worth starting again: what the
+// library deems retryable, and a session start answered without a session
+// URL (the library then posts to "").
+func transient(err error) bool {
+	if gstorage.ShouldRetry(rootCause(err)) || deadline.IsHang(err) {
+		return true
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) && ue.URL == ""
+}
+
+func isPreconditionFailed(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusPreconditionFailed
+}
+
+// storedIs reports whether key holds exactly the bytes whose MD5 is sum.
+func (s *Store) storedIs(ctx context.Context, key string, sum hash.Hash) bool {
+	if sum == nil {
+		return false
+	}
+	obj, _, err := s.object(ctx, s.forms[0]+key)
+	if err != nil {
+		return false
+	}
+	a, err := obj.Attrs(ctx)
+	return err == nil && bytes.Equal(a.MD5, sum.Sum(nil))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// replay passes src through, keeping what it read until the first chunk is
+// committed (or limit is passed), so that an upload can start over.
+type replay struct {
+	src   io.Reader
+	limit int
+	buf   []byte
+	pos   int       // read position while replaying buf
+	sum   hash.Hash // MD5 of everything read
+	lost  bool      // data was read and not kept: no rewinding
+	eof   bool
+	sent  atomic.Bool // a chunk was committed (set from the library's goroutine)
+}
+
+func (r *replay) Read(p []byte) (int, error) {
+	if r.sent.Load() && !r.lost {
+		r.drop()
+	}
+	if r.pos < len(r.buf) {
+		n := copy(p, r.buf[r.pos:])
+		r.pos += n
+		return n, nil
+	}
+	if r.eof {
+		return 0, io.EOF
+	}
+	n, err := r.src.Read(p)
+	if n > 0 {
+		if r.sum != nil {
+			r.sum.Write(p[:n])
+		}
+		if !r.lost && len(r.buf)+n <= r.limit {
+			r.buf = append(r.buf, p[:n]...)
+			r.pos = len(r.buf)
+		} else {
+			r.drop()
+		}
+	}
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
+}
+
+func (r *replay) drop() { r.lost, r.buf, r.pos = true, nil, 0 }
+
+// committed is called once data reached the service: a new upload could
+// not reuse it, so nothing more is kept.
+func (r *replay) committed() { r.sent.Store(true) }
+
+// rewind starts the data over, if all of it read so far was kept.
+func (r *replay) rewind() bool {
+	if r.lost || r.sent.Load() {
+		return false
+	}
+	r.pos = 0
+	return true
+}
+
+// Get opens the object for reading. When a read stalls or the connection
+// breaks, the reader re-opens from the offset reached (pinned to the
+// generation it first saw). The library would re-request a broken body
+// itself, without an attempt limit; each request is therefore marked as
+// one download (deadline.OneDownload), so the library's re-request fails
+// at once and the break counts against WALE_RETRIES here.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	r, err := resume.Open(ctx, resume.Config{
 		Open:     s.opener(key),
@@ -306,7 +515,7 @@ func (s *Store) opener(key string) resume.Opener {
 			if gen != 0 {
 				obj = obj.Generation(gen)
 			}
-			rd, err := obj.NewRangeReader(ctx, off, -1)
+			rd, err := obj.NewRangeReader(deadline.OneDownload(ctx), off, -1)
 			if gen == 0 && i+1 < len(names) && errors.Is(err, gstorage.ErrObjectNotExist) {
 				continue // not under the written name: try the listed one
 			}
@@ -325,6 +534,8 @@ func (s *Store) opener(key string) resume.Opener {
 
 // Head returns the object's size and modification time.
 func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	names := s.names(key)
 	for i := 0; ; i++ {
 		obj, _, err := s.object(ctx, names[i])
@@ -347,6 +558,8 @@ func (s *Store) Head(ctx context.Context, key string) (storage.Object, error) {
 // With two name forms both are listed; a key under both is reported once,
 // as the written form (the one Get reads).
 func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, error) {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	b, err := s.bucketHandle(ctx)
 	if err != nil {
 		return nil, err
@@ -385,6 +598,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]storage.Object, erro
 // Delete removes the object under each of its names; a missing object is
 // not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, done := deadline.Operation(ctx, s.opts.Idle)
+	defer done()
 	for _, name := range s.names(key) {
 		obj, _, err := s.object(ctx, name)
 		if err != nil {
@@ -407,10 +622,29 @@ type opError struct {
 func (e *opError) Error() string { return e.msg }
 func (e *opError) Unwrap() error { return e.err }
 
+// failPut is fail for an upload, whose attempts t counted.
+func (s *Store) failPut(ctx context.Context, key string, err error, t *tries) error {
+	if h := deadline.Cause(ctx); h != nil {
+		return &opError{msg: fmt.Sprintf("gcs put %s: %v", key, h), err: h}
+	}
+	if t.gaveUp.Load() {
+		return &opError{msg: oneLine(fmt.Sprintf("gcs put %s: giving up after %d attempts: %s", key, t.total.Load(), describe(rootCause(err)))), err: err}
+	}
+	return s.fail(ctx, "put", key, &notRetried{err})
+}
+
+// notRetried marks an error that ended an operation at once.
+type notRetried struct{ error }
+
+func (e *notRetried) Unwrap() error { return e.error }
+
 // fail formats "gcs <op> <key>: <cause>", or "gcs <op> <key>: giving up
 // after N attempts: <cause>" when a transient error outlived the retries.
 // A missing object wraps storage.ErrNotFound.
 func (s *Store) fail(ctx context.Context, op, key string, err error) error {
+	if h := deadline.Cause(ctx); h != nil {
+		return &opError{msg: fmt.Sprintf("gcs %s %s: %v", op, key, h), err: h}
+	}
 	bucketGone := errors.Is(err, gstorage.ErrBucketNotExist)
 	if !bucketGone && errors.Is(err, gstorage.ErrObjectNotExist) && op != "delete" && op != "list" {
 		// The library reports a missing bucket as a missing object on
@@ -436,7 +670,7 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: reading the data to upload: %v", op, key, se.Err)), err: err}
 	case errors.As(err, &gu):
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, gu.Attempts, describe(gu.Err))), err: err}
-	case ctx.Err() == nil && gstorage.ShouldRetry(cause):
+	case ctx.Err() == nil && gstorage.ShouldRetry(cause) && !errors.As(err, new(*notRetried)):
 		// A retryable error only ever surfaces once the attempts ran out.
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, s.attempts, describe(cause))), err: err}
 	}
@@ -477,6 +711,10 @@ func rootCause(err error) error {
 }
 
 func describe(err error) string {
+	var hang *deadline.HangError
+	if errors.As(err, &hang) {
+		return hang.Error()
+	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
 		msg := ge.Message

@@ -13,7 +13,7 @@ import (
 )
 
 // quick shortens every wait so that hangs end in milliseconds.
-var quick = []Option{WithStallTimeout(300 * time.Millisecond), WithRequestLimits(300*time.Millisecond, 100*time.Millisecond, 0)}
+var quick = []Option{WithStallTimeout(300 * time.Millisecond), WithRequestLimits(300*time.Millisecond, 2*time.Second, 0)}
 
 func always(func(*http.Request) bool) func(*http.Request) bool {
 	return func(*http.Request) bool { return true }
@@ -115,5 +115,22 @@ func TestDownloadsCutAfterTheHeadersUseUpTheRetries(t *testing.T) {
 		if n := f.Count() - before; n != 3 {
 			t.Errorf("%s: %d requests, want 3", name, n)
 		}
+	}
+}
+
+func TestAListingWhoseBodyNeverComesIsRetriedAndReported(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	s := f.store(t, "s3://"+testBucket+"/p", 2, quick...)
+	faketest.Put(t, s, "wal_005/k", []byte("abc"))
+	f.SetHook(faketest.FailFirst(1<<30, isList, faketest.HeadersOnly))
+	before := f.Count()
+	_, err := s.List(context.Background(), "wal_005/")
+	want := "s3 list wal_005/: giving up after 2 attempts: no data from " + strings.TrimPrefix(f.srv.URL, "http://") + " within 300ms"
+	if err == nil || err.Error() != want {
+		t.Errorf("list = %v, want %q", err, want)
+	}
+	if n := f.Count() - before; n != 2 {
+		t.Errorf("%d requests, want 2", n)
 	}
 }

@@ -314,6 +314,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if s.class != "" {
 		in.StorageClass = s.class
 	}
+	if opts.IfAbsent {
+		// Conditional write: S3 refuses with 412 when the key exists.
+		in.IfNoneMatch = aws.String("*")
+	}
 	if size >= 0 && size <= SinglePutMax {
 		return s.putSingle(ctx, key, in, r, size)
 	}
@@ -358,6 +362,9 @@ func (s *Store) putSingle(ctx context.Context, key string, in *s3.PutObjectInput
 	in.Body = body
 	in.ContentLength = aws.Int64(size)
 	if _, err := s.client.PutObject(ctx, in); err != nil {
+		if in.IfNoneMatch != nil && isConditionFailed(err) {
+			return &opError{msg: fmt.Sprintf("s3 put %s: %v", key, storage.ErrExists), err: storage.ErrExists}
+		}
 		return s.fail("put", key, hung(ctx, err))
 	}
 	return nil
@@ -374,11 +381,16 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 	}
 	// Hide any Seeker/ReaderAt so the manager buffers parts from a stream.
 	in.Body = struct{ io.Reader }{body}
+	// The manager copies IfNoneMatch to CompleteMultipartUpload, where S3
+	// checks it for a multipart upload.
 	_, err := s.uploader.Upload(ctx, in)
 	if err == nil {
 		return nil
 	}
 	out := s.fail("put", key, hung(ctx, err))
+	if in.IfNoneMatch != nil && isConditionFailed(err) {
+		out = &opError{msg: fmt.Sprintf("s3 put %s: %v", key, storage.ErrExists), err: storage.ErrExists}
+	}
 	var mu manager.MultiUploadFailure
 	if errors.As(err, &mu) && mu.UploadID() != "" {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
@@ -394,6 +406,18 @@ func (s *Store) putMultipart(ctx context.Context, key string, in *s3.PutObjectIn
 		}
 	}
 	return out
+}
+
+// isConditionFailed reports S3's refusal of a conditional write: 412
+// PreconditionFailed, or 409 ConditionalRequestConflict (a concurrent
+// conditional write of the same key).
+func isConditionFailed(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) && (api.ErrorCode() == "PreconditionFailed" || api.ErrorCode() == "ConditionalRequestConflict") {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict)
 }
 
 // Head returns the object's size and modification time.

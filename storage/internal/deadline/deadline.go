@@ -9,7 +9,9 @@
 //   - an upload body the connection stops taking, and a response body
 //     that stops coming, fail after Stall without a byte moving;
 //   - an operation (all its requests and retries) fails after Idle
-//     without any request making progress.
+//     without progress: an answer other than 5xx or 429, or response
+//     body bytes. (Sending is not progress: a server that takes every
+//     upload and never answers is not making any.)
 //
 // Each of these ends with a *HangError, which the backends retry like any
 // transient error and report as such.
@@ -83,19 +85,30 @@ type Transport struct {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l := t.Limits
 	host := req.URL.Host
+	opaque := t.Opaque != nil && t.Opaque(req)
+	g, _ := req.Context().Value(guardKey{}).(*guard)
+	if opaque && g != nil {
+		if msg := g.brokenMsg(); msg != "" {
+			// The library re-requesting a broken body on its own.
+			return nil, &BodyError{msg: msg}
+		}
+	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	progress := progressOf(req.Context())
 	allow := l.Response
 	if req.ContentLength > 0 {
 		allow += time.Duration((req.ContentLength+(1<<20)-1)>>20) * l.PerMiB
 	}
-	w := &watch{cancel: cancel}
+	w := &watch{cancel: cancel, limit: allow}
 	w.request = time.AfterFunc(allow, func() {
-		cancel(&HangError{What: fmt.Sprintf("no response from %s", host), For: allow})
+		w.mu.Lock()
+		limit := w.limit
+		w.mu.Unlock()
+		cancel(&HangError{What: fmt.Sprintf("no response from %s", host), For: limit})
 	})
 	out := req.WithContext(ctx)
 	if req.Body != nil && req.Body != http.NoBody {
-		b := &sendBody{rc: req.Body, w: w, l: l, host: host, progress: progress}
+		b := &sendBody{rc: req.Body, w: w, l: l, host: host}
 		out.Body = b
 		if req.GetBody != nil {
 			// The transport may rewind the body itself.
@@ -105,7 +118,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				if err != nil {
 					return nil, err
 				}
-				return &sendBody{rc: rc, w: w, l: l, host: host, progress: progress}, nil
+				return &sendBody{rc: rc, w: w, l: l, host: host}, nil
 			}
 		}
 	}
@@ -118,9 +131,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	progress()
+	if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+		progress()
+	}
 	resp.Body = &recvBody{rc: resp.Body, ctx: ctx, cancel: cancel, l: l, host: host,
-		opaque: t.Opaque != nil && t.Opaque(req), progress: progress}
+		opaque: opaque, progress: progress, guard: g}
 	return resp, nil
 }
 
@@ -138,6 +153,7 @@ type watch struct {
 	cancel  context.CancelCauseFunc
 	request *time.Timer
 	stall   *time.Timer
+	limit   time.Duration // the request timer's current limit
 	done    bool
 }
 
@@ -155,11 +171,10 @@ func (w *watch) stopRequest() {
 // connection is writing, and that must not stall; once the body is sent
 // the response must come within Response.
 type sendBody struct {
-	rc       io.ReadCloser
-	w        *watch
-	l        Limits
-	host     string
-	progress func()
+	rc   io.ReadCloser
+	w    *watch
+	l    Limits
+	host string
 }
 
 func (b *sendBody) Read(p []byte) (int, error) {
@@ -169,15 +184,14 @@ func (b *sendBody) Read(p []byte) (int, error) {
 	}
 	b.w.mu.Unlock()
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.progress()
-	}
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
 	if b.w.done {
 		return n, err
 	}
 	if err == io.EOF {
+		// Sent: from now on the answer is waited for.
+		b.w.limit = b.l.Response
 		b.w.request.Reset(b.l.Response)
 		return n, err
 	}
@@ -206,6 +220,7 @@ type recvBody struct {
 	opaque   bool
 	progress func()
 	timer    *time.Timer
+	guard    *guard
 }
 
 func (b *recvBody) Read(p []byte) (int, error) {
@@ -229,6 +244,9 @@ func (b *recvBody) Read(p []byte) (int, error) {
 		err = h
 	}
 	if b.opaque {
+		if b.guard != nil {
+			b.guard.broke(err.Error())
+		}
 		err = &BodyError{msg: err.Error(), hang: IsHang(err)}
 	}
 	return n, err
@@ -299,3 +317,32 @@ func progressOf(ctx context.Context) func() {
 
 // Cause returns the *HangError that ended ctx, or nil.
 func Cause(ctx context.Context) *HangError { return hangOf(ctx) }
+
+type guardKey struct{}
+
+type guard struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (g *guard) broke(msg string) {
+	g.mu.Lock()
+	if g.msg == "" {
+		g.msg = msg
+	}
+	g.mu.Unlock()
+}
+
+func (g *guard) brokenMsg() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.msg
+}
+
+// OneDownload marks ctx for one download request: once its body breaks,
+// further download requests made with ctx fail at once with a *BodyError.
+// A library that re-requests broken bodies on its own, without limit,
+// thereby hands the failure back to the caller, who counts attempts.
+func OneDownload(ctx context.Context) context.Context {
+	return context.WithValue(ctx, guardKey{}, &guard{})
+}
