@@ -15,6 +15,14 @@ default['walden']['env'] = {}
 # Variables to write with `sensitive true` besides those the name gives away.
 default['walden']['sensitive_variables'] = []
 
+# Proof of restorability. nil keeps the agent's defaults: `walden verify`
+# weekly (0 3 * * 0 UTC), restore drills off, drills under
+# /var/tmp/walden-drill. 'off' disables a schedule. A drill needs room for
+# a whole restored copy of the cluster in the drill directory.
+default['walden']['verify']['schedule'] = nil # WALDEN_VERIFY_SCHEDULE
+default['walden']['drill']['schedule'] = nil  # WALDEN_DRILL_SCHEDULE
+default['walden']['drill']['dir'] = nil       # WALDEN_DRILL_DIR
+
 default['walden']['binary'] = Walden::Host::WALDEN_BIN
 
 # A local .deb path in source wins over apt. Without source the package

@@ -11,6 +11,13 @@ module Walden
     # What WAL-E can read back: while a rollback is possible, write this.
     WAL_E_COMPRESSION = 'lzo'
     SCHEDULE = 'WALDEN_BACKUP_SCHEDULE'
+    # node['walden'][group][key] => the variable it sets (walden verify and
+    # restore drills); node['walden']['env'] still wins.
+    CHECK_ATTRIBUTES = {
+      %w[verify schedule] => 'WALDEN_VERIFY_SCHEDULE',
+      %w[drill schedule] => 'WALDEN_DRILL_SCHEDULE',
+      %w[drill dir] => 'WALDEN_DRILL_DIR'
+    }.freeze
 
     attr_reader :envdir, :user, :group, :env, :sources, :warnings, :sensitive_extra
 
@@ -54,6 +61,7 @@ module Walden
 
     def resolve
       @legacy.reverse_each { |label, attrs| apply_legacy(label, attrs) }
+      apply_checks
       apply_walden
       @envdir = Validate.envdir(setting('envdir', DEFAULT_ENVDIR))
       @user = setting('user', DEFAULT_USER)
@@ -72,6 +80,13 @@ module Walden
 
       @warnings << "#{label}['base_backup'] is in local time (UTC#{format('%+d', @utc_offset / 3600)}) but " \
                    "#{SCHEDULE} is UTC; set node['walden']['env']['#{SCHEDULE}'] to keep the same hour"
+    end
+
+    def apply_checks
+      CHECK_ATTRIBUTES.each do |(group, key), name|
+        value = Util.hash_or_empty(@walden[group])[key]
+        set(name, value.to_s, "node['walden']['#{group}']['#{key}']") if Util.present?(value)
+      end
     end
 
     # walden's names win; false, nil or '' removes a variable outright.

@@ -86,6 +86,22 @@ RSpec.describe Walden::Config do
     end
   end
 
+  describe 'verify and drill attributes' do
+    it 'sets WALDEN_VERIFY_SCHEDULE, WALDEN_DRILL_SCHEDULE and WALDEN_DRILL_DIR' do
+      cfg = config_for('walden' => { 'verify' => { 'schedule' => '0 4 * * 6' },
+                                     'drill' => { 'schedule' => '0 5 * * 6', 'dir' => '/srv/drill' } })
+      expect(cfg.env).to eq('WALDEN_VERIFY_SCHEDULE' => '0 4 * * 6', 'WALDEN_DRILL_SCHEDULE' => '0 5 * * 6',
+                            'WALDEN_DRILL_DIR' => '/srv/drill')
+    end
+
+    it 'writes nothing when they are nil, and lets the env hash win' do
+      expect(config_for('walden' => { 'verify' => { 'schedule' => nil } }).env).to eq({})
+      cfg = config_for('walden' => { 'drill' => { 'schedule' => '0 5 * * 6' },
+                                     'env' => { 'WALDEN_DRILL_SCHEDULE' => 'off' } })
+      expect(cfg.env).to eq('WALDEN_DRILL_SCHEDULE' => 'off')
+    end
+  end
+
   describe 'base backup schedule' do
     it 'maps the cron fields to WALDEN_BACKUP_SCHEDULE' do
       expect(config_for(SpecHelpers::LEGACY_ROLE).schedule).to eq('30 2 * * 1')
