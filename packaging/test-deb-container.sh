@@ -324,14 +324,19 @@ ct_sh '
 	chgrp postgres $d/* && chmod 0640 $d/*
 	install -d -o postgres -g postgres -m 0750 /srv/walden-store
 	rm -rf /etc/systemd/system/walden.service.d
+	# A backup is complete only with its WAL in the store: archive there.
+	printf "%s\n" "archive_mode = on" \
+		"archive_command = '\''/usr/bin/walden --envdir /etc/wal-e.d/env wal-push %p'\''" \
+		>/etc/postgresql/15/main/conf.d/walden.conf
 '
-ct systemctl start postgresql@15-main.service || fail "systemctl start postgresql@15-main.service"
+ct systemctl restart postgresql@15-main.service || fail "systemctl restart postgresql@15-main.service"
 i=0
 while ! ct runuser -u postgres -- psql -Atqc 'select 1' >/dev/null 2>&1 && [ $i -lt 60 ]; do
 	sleep 0.5
 	i=$((i + 1))
 done
 ct runuser -u postgres -- psql -Atqc 'select 1' >/dev/null 2>&1 || fail "PostgreSQL 15/main does not answer"
+[ "$(ct runuser -u postgres -- psql -Atqc 'show archive_mode')" = on ] || fail "PostgreSQL 15/main does not archive"
 ct systemctl daemon-reload
 ct systemctl start walden.service || fail "systemctl start walden.service (file store in /srv)"
 
