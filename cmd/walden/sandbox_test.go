@@ -77,11 +77,10 @@ func TestCheckReportsWhatTheSandboxedAgentCannotWrite(t *testing.T) {
 		t.Fatal("needs root: mount namespaces and running the agent as postgres")
 	}
 	bin := pgtest.BuildWalden(t)
-	c := pgtest.New(t, pgtest.Options{})
-	c.Start(t)
-	store := c.MkDir(t, "store")
+	// The cluster archives into the store, as a backup needs its WAL there.
+	c, env, store, addr := archivingCluster(t, bin, nil)
 	drill := filepath.Join(store, "drills")
-	env, addr := agentEnvdir(t, c, store, map[string]string{"PGDATA": c.Dir, "WALDEN_DRILL_DIR": drill})
+	writeEnvdir(t, env, map[string]string{"PGDATA": c.Dir, "WALDEN_DRILL_DIR": drill})
 
 	ag := startSandboxedAgent(t, bin, env, c.Dir, store, addr, c.Env())
 	r := runCheckAsRoot(t, bin, env, "--no-postgres", "--require-agent")
