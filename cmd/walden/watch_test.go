@@ -92,8 +92,8 @@ func checkPlain(t *testing.T, r bbResult, label string) {
 	}
 }
 
-// TestProgressBarDrawsOnTerminalOnlyForPushAndFetch runs backup-push and
-// backup-fetch of a real cluster with stderr on a pseudo terminal (bar,
+// TestProgressBarDrawsOnTerminalOnlyForPushAndFetch runs backup-push,
+// verify and backup-fetch of a real cluster with stderr on a pseudo terminal (bar,
 // final 100% frame, summary), on a pipe (no carriage return, no escape
 // byte) and on a terminal with --terse (no bar).
 func TestProgressBarDrawsOnTerminalOnlyForPushAndFetch(t *testing.T) {
@@ -117,6 +117,14 @@ func TestProgressBarDrawsOnTerminalOnlyForPushAndFetch(t *testing.T) {
 	r = bbMust(t, bbWaldenOnTerminal(t, bin, envdir, c.Env(), "--terse", "backup-push", c.Dir), "backup-push --terse on a terminal")
 	if strings.ContainsAny(r.stderr, "\r\x1b") || strings.Contains(r.stderr, "%") {
 		t.Errorf("backup-push --terse drew a bar:\n%q", bbTail(r.stderr, 2000))
+	}
+
+	r = bbMust(t, bbWaldenOnTerminal(t, bin, envdir, nil, "verify", "--backup", name), "verify on a terminal")
+	checkDrawn(t, r, "verify", "MSG: verify start")
+	r = bbMust(t, bbWalden(t, bin, envdir, nil, "verify", "--backup", name), "verify on a pipe")
+	checkPlain(t, r, "verify")
+	if !strings.Contains(r.stderr, "MSG: verify finish") {
+		t.Errorf("verify on a pipe lost its log:\n%s", bbTail(r.stderr, 2000))
 	}
 
 	dst := bbScratch(t) + "/fetched"
