@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -72,13 +71,11 @@ func (t *transfer) end(err error) {
 	t.restoreLog()
 }
 
-// progressInterval is how often a progress line is logged off a terminal:
-// 30 s, or WALDEN_PROGRESS_INTERVAL (a Go duration such as "2s").
-func progressInterval() time.Duration {
-	if v := os.Getenv("WALDEN_PROGRESS_INTERVAL"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			return d
-		}
+// progressInterval is how often a progress line is logged off a terminal
+// (WALDEN_PROGRESS_INTERVAL, default 30s).
+func (a *app) progressInterval() time.Duration {
+	if a.settings != nil && a.settings.ProgressInterval > 0 {
+		return a.settings.ProgressInterval
 	}
 	return 30 * time.Second
 }

@@ -22,7 +22,7 @@ const replayPoll = time.Second
 
 // followReplay follows the recovery of srv until the returned stop is
 // called: on a terminal as the replay bar, elsewhere as a "recovery
-// progress" log line every progressInterval(). The target is the one
+// progress" log line every a.progressInterval(). The target is the one
 // written into the data directory's recovery settings (time or LSN), or
 // else the newest segment in the archive. stop(true) after the promotion
 // records the final position and ends with the summary; stop(false)
@@ -38,10 +38,10 @@ func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebacku
 		}
 	}
 
-	every := progressInterval()
+	every := a.progressInterval()
 	poll := min(replayPoll, every)
 	fctx, cancel := context.WithCancel(ctx)
-	tli := "" // timeline of the last position seen during recovery
+	var tl timelineTrack
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -56,7 +56,7 @@ func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebacku
 				return
 			case <-pt.C:
 				if p, inRecovery, ok := replayPosition(fctx, srv); ok {
-					r.Update(onTimeline(p, inRecovery, &tli))
+					r.Update(tl.name(p, inRecovery))
 				}
 			case <-lt.C:
 				logLine()
@@ -70,7 +70,7 @@ func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebacku
 			// Once recovery is over the server still answers with the
 			// last replayed position.
 			if p, inRecovery, ok := replayPosition(ctx, srv); ok {
-				r.Update(onTimeline(p, inRecovery, &tli))
+				r.Update(tl.name(p, inRecovery))
 			}
 			logLine()
 			sum := r.Finish()
@@ -84,18 +84,24 @@ func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebacku
 	}
 }
 
-// onTimeline names p's segment on the timeline recovery replayed: once
-// promoted the server reports its new timeline, so the last timeline seen
-// during recovery (kept in *tli) is used.
-func onTimeline(p progress.Position, inRecovery bool, tli *string) progress.Position {
-	if p.Segment == "" {
+// timelineTrack names replayed segments on the timeline recovery
+// replayed. The server's timeline (of its last checkpoint) turns to the
+// new one around the promotion while the replay position stands still,
+// so a timeline is taken only with a position in a new segment.
+type timelineTrack struct {
+	tli, num string // timeline taken, and the segment number last seen
+}
+
+func (tl *timelineTrack) name(p progress.Position, inRecovery bool) progress.Position {
+	if len(p.Segment) != 24 {
 		return p
 	}
-	if inRecovery || *tli == "" {
-		*tli = p.Segment[:8]
-	} else {
-		p.Segment = *tli + p.Segment[8:]
+	num := p.Segment[8:]
+	if tl.tli == "" || (inRecovery && num != tl.num) {
+		tl.tli = p.Segment[:8]
 	}
+	tl.num = num
+	p.Segment = tl.tli + num
 	return p
 }
 

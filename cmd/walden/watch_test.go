@@ -17,6 +17,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/walden-pg/walden/internal/pgtest"
+	"github.com/walden-pg/walden/progress"
 )
 
 // bbWaldenOnTerminal runs walden as postgres with its stderr on a pseudo
@@ -315,5 +316,31 @@ func TestStatusAnswersAreWeSafe(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("failing archiver: status lacks %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// TestReplaySegmentKeepsTheReplayedTimelineAcrossPromotion pins the
+// naming of the last replayed segment: the promoted server reports its new
+// timeline at the same position, which must not rename the segment.
+func TestReplaySegmentKeepsTheReplayedTimelineAcrossPromotion(t *testing.T) {
+	var tl timelineTrack
+	steps := []struct {
+		seg        string
+		inRecovery bool
+		want       string
+	}{
+		{"000000010000000000000004", true, "000000010000000000000004"},
+		{"000000010000000000000009", true, "000000010000000000000009"},
+		{"000000020000000000000009", true, "000000010000000000000009"}, // end-of-recovery checkpoint
+		{"000000020000000000000009", false, "000000010000000000000009"},
+	}
+	for i, s := range steps {
+		if got := tl.name(progress.Position{Segment: s.seg}, s.inRecovery).Segment; got != s.want {
+			t.Errorf("step %d: %s (in recovery %v) named %s, want %s", i, s.seg, s.inRecovery, got, s.want)
+		}
+	}
+	// A timeline switch while replay advances is taken.
+	if got := tl.name(progress.Position{Segment: "00000002000000000000000A"}, true).Segment; got != "00000002000000000000000A" {
+		t.Errorf("switch during replay named %s", got)
 	}
 }
