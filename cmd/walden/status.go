@@ -17,7 +17,7 @@ var statusCmd = &command{
 	name: "status", desc: "are we safe? the latest base backup, the restore window, the archiver, the schedule, retention and whether the agent runs",
 	opts: []opt{
 		{long: "--json", help: "print the summary as JSON, for scripts"},
-		{long: "--pgdata", metavar: "PGDATA", help: "data directory whose archive lag to report when no agent runs (default: the PGDATA variable)"},
+		{long: "--pgdata", metavar: "PGDATA", help: "data directory whose archive lag, pg_stat_archiver and .ready files to report (default: the agent's, or the PGDATA variable)"},
 	},
 	maxPos: 0,
 	run:    runStatus,
