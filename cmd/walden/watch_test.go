@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,8 +193,9 @@ func TestRestoreStartLogsReplayProgressOffTerminal(t *testing.T) {
 		t.Errorf("restored %s markers, want 40", got)
 	}
 
-	// The same on a terminal: the replay bar with the segment, and the
-	// summary line; the periodic log line is not written there.
+	// The same on a terminal: the fetch bar, the replay bar with the
+	// segment, and the summary line; the periodic log line is not written
+	// there.
 	dst2 := bbRestoreTarget(t)
 	r = bbMust(t, bbWaldenOnTerminal(t, bin, envdir, []string{"WALDEN_PROGRESS_INTERVAL=100ms"}, "restore", dst2.Dir, "--start"), "restore --start on a terminal")
 	if !regexp.MustCompile(`\rrecovery [0-9A-F]{24} +[0-9]+% `).MatchString(r.stderr) || !strings.Contains(r.stderr, "100%") {
@@ -201,6 +203,9 @@ func TestRestoreStartLogsReplayProgressOffTerminal(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^recovery: [0-9]+ segments in [0-9a-z]+, [0-9.]+ segments/s$`).MatchString(r.stderr) {
 		t.Errorf("no replay summary on the terminal:\n%q", bbTail(r.stderr, 3000))
+	}
+	if !regexp.MustCompile(`(?m)^backup-fetch: [0-9.]+ (B|KiB|MiB|GiB) in `).MatchString(r.stderr) {
+		t.Errorf("restore on a terminal drew no fetch bar summary:\n%q", bbTail(r.stderr, 3000))
 	}
 	if strings.Contains(r.stderr, "MSG: recovery progress") || !strings.Contains(r.stderr, "MSG: recovery complete") {
 		t.Errorf("terminal log: want no periodic progress records and the completion record:\n%q", bbTail(r.stderr, 3000))
@@ -342,5 +347,33 @@ func TestReplaySegmentKeepsTheReplayedTimelineAcrossPromotion(t *testing.T) {
 	// A timeline switch while replay advances is taken.
 	if got := tl.name(progress.Position{Segment: "00000002000000000000000A"}, true).Segment; got != "00000002000000000000000A" {
 		t.Errorf("switch during replay named %s", got)
+	}
+}
+
+// TestReplayTargetReadsTheRecoverySettings: the replay target is the
+// recovery_target_time or _lsn walden restore wrote (the last setting
+// wins, as in PostgreSQL), and unknown for a name, xid or immediate target.
+func TestReplayTargetReadsTheRecoverySettings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(dir, "postgresql.auto.conf"), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# Do not edit\nrecovery_target_time = '2026-01-01 00:00:00+00'\n\n# Recovery settings\nrecovery_target_time = '2026-11-24 05:48:16.946168+00'\nrecovery_target_action = 'promote'\n")
+	got := replayTarget(context.Background(), nil, dir)
+	if want := time.Date(2026, 11, 24, 5, 48, 16, 946168000, time.UTC); !got.Time.Equal(want) || got.Segment != "" || got.LSN != 0 {
+		t.Errorf("time target: %+v, want %v", got, want)
+	}
+	write("recovery_target_lsn = '0/3000028'\n")
+	if got := replayTarget(context.Background(), nil, dir); got.LSN != 0x3000028 || !got.Time.IsZero() {
+		t.Errorf("LSN target: %+v", got)
+	}
+	write("recovery_target_name = 'before it''s gone'\n")
+	if got := replayTarget(context.Background(), nil, dir); got != (progress.Target{}) {
+		t.Errorf("name target: %+v, want none", got)
+	}
+	if got := readAutoConf(filepath.Join(dir, "postgresql.auto.conf"))["recovery_target_name"]; got != "before it's gone" {
+		t.Errorf("quoted value read as %q", got)
 	}
 }
