@@ -28,7 +28,7 @@ const replayPoll = time.Second
 // records the final position and ends with the summary; stop(false)
 // leaves things as they were.
 func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebackup.Server) (stop func(promoted bool)) {
-	target := replayTarget(ctx, st, srv.PGData)
+	target, toArchiveEnd := replayTarget(srv.PGData)
 	r := progress.NewReplay(a.stderr, progress.ReplayOptions{Label: "recovery", Terse: a.flags.Terse, Target: target})
 	drawing := !a.flags.Terse && progress.IsTerminal(a.stderr)
 	restoreLog := a.logThrough(drawing, r.LogWriter)
@@ -46,6 +46,12 @@ func (a *app) followReplay(ctx context.Context, st storage.Store, srv *basebacku
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Listing a large archive takes a while: recovery runs meanwhile.
+		if toArchiveEnd {
+			if seg, _, err := newestSegment(fctx, st); err == nil && seg != "" {
+				r.SetTarget(progress.Target{Segment: seg})
+			}
+		}
 		pt := time.NewTicker(poll)
 		defer pt.Stop()
 		lt := time.NewTicker(every)
@@ -145,31 +151,27 @@ func replayPosition(ctx context.Context, srv *basebackup.Server) (p progress.Pos
 }
 
 // replayTarget is where this recovery stops: recovery_target_time or
-// recovery_target_lsn from postgresql.auto.conf, or else (recovery to the
-// end of the archive) the newest archived segment. Other targets (name,
-// xid, immediate) leave it unknown.
-func replayTarget(ctx context.Context, st storage.Store, pgdata string) progress.Target {
+// recovery_target_lsn from postgresql.auto.conf; toArchiveEnd when there
+// is no target (the newest archived segment is then the target). Other
+// targets (name, xid, immediate) leave it unknown.
+func replayTarget(pgdata string) (t progress.Target, toArchiveEnd bool) {
 	settings := readAutoConf(filepath.Join(pgdata, "postgresql.auto.conf"))
 	if v := settings["recovery_target_time"]; v != "" {
-		if t, err := basebackup.ParseTargetTime(v); err == nil {
-			return progress.Target{Time: t}
+		if tm, err := basebackup.ParseTargetTime(v); err == nil {
+			return progress.Target{Time: tm}, false
 		}
 	}
 	if v := settings["recovery_target_lsn"]; v != "" {
 		if l, err := progress.ParseLSN(v); err == nil {
-			return progress.Target{LSN: l}
+			return progress.Target{LSN: l}, false
 		}
 	}
-	for _, k := range []string{"recovery_target_name", "recovery_target_xid", "recovery_target"} {
+	for _, k := range []string{"recovery_target_name", "recovery_target_xid", "recovery_target", "recovery_target_time", "recovery_target_lsn"} {
 		if settings[k] != "" {
-			return progress.Target{}
+			return progress.Target{}, false
 		}
 	}
-	seg, _, err := newestSegment(ctx, st)
-	if err != nil {
-		return progress.Target{}
-	}
-	return progress.Target{Segment: seg}
+	return progress.Target{}, true
 }
 
 // readAutoConf reads name = 'value' lines; later ones win, as in PostgreSQL.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -357,7 +356,8 @@ func TestReplaySegmentKeepsTheReplayedTimelineAcrossPromotion(t *testing.T) {
 
 // TestReplayTargetReadsTheRecoverySettings: the replay target is the
 // recovery_target_time or _lsn walden restore wrote (the last setting
-// wins, as in PostgreSQL), and unknown for a name, xid or immediate target.
+// wins, as in PostgreSQL), unknown for a name, xid or immediate target,
+// and the archive's end without a target.
 func TestReplayTargetReadsTheRecoverySettings(t *testing.T) {
 	dir := t.TempDir()
 	write := func(s string) {
@@ -366,19 +366,23 @@ func TestReplayTargetReadsTheRecoverySettings(t *testing.T) {
 		}
 	}
 	write("# Do not edit\nrecovery_target_time = '2026-01-01 00:00:00+00'\n\n# Recovery settings\nrecovery_target_time = '2026-11-24 05:48:16.946168+00'\nrecovery_target_action = 'promote'\n")
-	got := replayTarget(context.Background(), nil, dir)
-	if want := time.Date(2026, 11, 24, 5, 48, 16, 946168000, time.UTC); !got.Time.Equal(want) || got.Segment != "" || got.LSN != 0 {
+	got, toEnd := replayTarget(dir)
+	if want := time.Date(2026, 11, 24, 5, 48, 16, 946168000, time.UTC); !got.Time.Equal(want) || got.Segment != "" || got.LSN != 0 || toEnd {
 		t.Errorf("time target: %+v, want %v", got, want)
 	}
 	write("recovery_target_lsn = '0/3000028'\n")
-	if got := replayTarget(context.Background(), nil, dir); got.LSN != 0x3000028 || !got.Time.IsZero() {
+	if got, toEnd := replayTarget(dir); got.LSN != 0x3000028 || !got.Time.IsZero() || toEnd {
 		t.Errorf("LSN target: %+v", got)
 	}
 	write("recovery_target_name = 'before it''s gone'\n")
-	if got := replayTarget(context.Background(), nil, dir); got != (progress.Target{}) {
-		t.Errorf("name target: %+v, want none", got)
+	if got, toEnd := replayTarget(dir); got != (progress.Target{}) || toEnd {
+		t.Errorf("name target: %+v (to the archive's end %v), want none", got, toEnd)
 	}
 	if got := readAutoConf(filepath.Join(dir, "postgresql.auto.conf"))["recovery_target_name"]; got != "before it's gone" {
 		t.Errorf("quoted value read as %q", got)
+	}
+	write("restore_command = 'walden wal-fetch \"%f\" \"%p\"'\n")
+	if got, toEnd := replayTarget(dir); got != (progress.Target{}) || !toEnd {
+		t.Errorf("no target: %+v (to the archive's end %v), want the archive's end", got, toEnd)
 	}
 }
