@@ -41,6 +41,9 @@ type FetchOptions struct {
 	// tablespace links a target may hold), so an earlier failed restore
 	// can be retried. A running cluster is still refused.
 	Force bool
+	// Progress, if set, learns the backup's expanded size and counts the
+	// bytes extracted (the terminal progress bar).
+	Progress ByteProgress
 }
 
 // FetchResult describes a finished restore.
@@ -91,6 +94,9 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 		return res, err
 	}
 	res.Backup = b
+	if o.Progress != nil && b.Sentinel != nil {
+		o.Progress.SetTotal(b.Sentinel.ExpandedSizeBytes)
+	}
 
 	uid, gid := restoreOwner(pgdata)
 	own := func(p string) {
@@ -270,7 +276,7 @@ func fetchPartition(ctx context.Context, o FetchOptions, ex *tarx.Extractor, p p
 	if err != nil {
 		return tarx.Stats{}, err
 	}
-	st, err := ex.Extract(ctx, br)
+	st, err := ex.Extract(ctx, withProgress(br, o.Progress))
 	if err == nil {
 		// The tar end marker is not the end of the stream: read the rest so
 		// codec trailers, checksums and the MDC are checked too.

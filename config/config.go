@@ -75,6 +75,10 @@ type Settings struct {
 	PGData         string
 	SocketPath     string
 
+	// Progress off a terminal: how often restore --start logs its replay
+	// line (WALDEN_PROGRESS_INTERVAL, default 30s).
+	ProgressInterval time.Duration
+
 	// WAL fetch: accept unencrypted objects although encryption is
 	// configured (WALDEN_ALLOW_PLAINTEXT, for a WAL-E archive a key was
 	// added to later).
@@ -346,6 +350,16 @@ func Load(env Env, f Flags) (*Settings, error) {
 	case v == "false" || v == "0" || v == "":
 	default:
 		return nil, bad("WALDEN_ALLOW_PLAINTEXT", "must be true, false, 1 or 0, not %q", v)
+	}
+
+	// Progress
+	s.ProgressInterval = 30 * time.Second
+	if v, err := str("WALDEN_PROGRESS_INTERVAL", ""); err != nil {
+		return nil, err
+	} else if v != "" {
+		if s.ProgressInterval, err = parseWALTimeout(v); err != nil {
+			return nil, bad("WALDEN_PROGRESS_INTERVAL", "%v", err)
+		}
 	}
 
 	// Base backups

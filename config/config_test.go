@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) Env {
@@ -60,6 +61,23 @@ func TestMalformedValuesNameTheirVariable(t *testing.T) {
 		_, err := Load(envOf(map[string]string{k: v}), Flags{})
 		if err == nil || !strings.HasPrefix(err.Error(), k+":") {
 			t.Errorf("%s=%q: err = %v", k, v, err)
+		}
+	}
+}
+
+func TestProgressIntervalDefaultsTo30sAndRejectsNonsense(t *testing.T) {
+	s, err := Load(envOf(map[string]string{"WALE_FILE_PREFIX": "file://localhost/tmp/x"}), Flags{})
+	if err != nil || s.ProgressInterval != 30*time.Second {
+		t.Fatalf("default: %v, %v", s, err)
+	}
+	s, err = Load(envOf(map[string]string{"WALE_FILE_PREFIX": "file://localhost/tmp/x", "WALDEN_PROGRESS_INTERVAL": "250ms"}), Flags{})
+	if err != nil || s.ProgressInterval != 250*time.Millisecond {
+		t.Fatalf("250ms: %v, %v", s, err)
+	}
+	for _, v := range []string{"often", "-1s", "0"} {
+		_, err := Load(envOf(map[string]string{"WALDEN_PROGRESS_INTERVAL": v}), Flags{})
+		if err == nil || !strings.HasPrefix(err.Error(), "WALDEN_PROGRESS_INTERVAL:") {
+			t.Errorf("WALDEN_PROGRESS_INTERVAL=%q: err = %v", v, err)
 		}
 	}
 }

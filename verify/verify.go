@@ -33,6 +33,9 @@ type Options struct {
 	Quick  bool
 	// Concurrency bounds the objects read at once.
 	Concurrency int
+	// Progress, if set, learns the stored bytes to read and counts each
+	// object's bytes as it is checked (the terminal progress bar).
+	Progress basebackup.ByteProgress
 }
 
 // partJob is one partition read of one backup.
@@ -119,7 +122,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	var mu sync.Mutex
 	var bytesRead int64
-	count := func(n int64) { mu.Lock(); bytesRead += n; mu.Unlock() }
+	count := func(n int64) {
+		mu.Lock()
+		bytesRead += n
+		mu.Unlock()
+		if o.Progress != nil {
+			o.Progress.Add(n)
+		}
+	}
 
 	// Backups: sentinels, partitions, and where each one's WAL starts.
 	fs := make([]*facts, len(bs))
@@ -139,6 +149,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		jobs = append(jobs, planBackup(ctx, o, *b, f, &probs)...)
 	}
 	results := make([]partResult, len(jobs))
+	var planned int64
+	if o.Progress != nil {
+		for _, f := range fs {
+			planned += f.rep.StoredBytes
+		}
+		o.Progress.SetTotal(planned)
+	}
 	for i, j := range jobs {
 		g.Go(func() error {
 			results[i] = j.run()
@@ -182,6 +199,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	segRes := map[string]segResult{}
+	if !o.Quick && o.Progress != nil {
+		for _, obj := range need {
+			planned += obj.Size
+		}
+		o.Progress.SetTotal(max(planned, bytesRead))
+	}
 	if !o.Quick {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(o.Concurrency)
@@ -190,8 +213,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				r := checkSegment(gctx, o.Store, o.Crypt, obj)
 				mu.Lock()
 				segRes[obj.Name] = r
-				bytesRead += r.stored
 				mu.Unlock()
+				count(r.stored)
 				return gctx.Err()
 			})
 		}

@@ -51,11 +51,14 @@ func (a *app) fetchBackup(ctx context.Context, p *args, pgdata, name string) (ba
 		return basebackup.FetchResult{}, err
 	}
 	spec, _ := p.str("--restore-spec")
+	bar := a.startTransfer("backup-fetch", 0)
 	res, err := basebackup.Fetch(ctx, basebackup.FetchOptions{
 		Store: st, Prefix: a.settings.Prefix, Crypt: cr, Log: a.log,
 		PGData: pgdata, Backup: name, Concurrency: pool,
 		BlindRestore: p.flags["--blind-restore"], RestoreSpec: spec, Force: p.flags["--force"],
+		Progress: bar,
 	})
+	bar.end(err)
 	if err != nil {
 		return res, err
 	}

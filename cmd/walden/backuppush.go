@@ -40,6 +40,7 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
+	bar := a.startTransfer("backup-push", 0)
 	res, err := basebackup.Push(ctx, basebackup.PushOptions{
 		Store: st, Prefix: a.settings.Prefix, Format: f, Log: a.log,
 		PGData:           p.pos[0],
@@ -49,7 +50,9 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 		NetworkRateLimit: a.settings.NetworkRateLimit,
 		Offline:          p.flags["--while-offline"],
 		WALTimeout:       a.settings.BackupWALTimeout,
+		Progress:         bar.pushProgress,
 	})
+	bar.end(err)
 	if err != nil {
 		return err
 	}

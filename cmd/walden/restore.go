@@ -170,7 +170,10 @@ func (a *app) recoverAndCheck(ctx context.Context, st storage.Store, srv *baseba
 		return err
 	}
 	a.log.Info(walelog.WaldenName, "PostgreSQL started, waiting for recovery to finish", "Server log: "+srv.LogFile+". Archiving is held back until walden has checked the recovered WAL.", "")
-	if err := srv.WaitPromoted(ctx, func(s string) { a.log.Info(walelog.WaldenName, "recovery in progress", s, "") }); err != nil {
+	stopFollow := a.followReplay(ctx, st, srv)
+	err = srv.WaitPromoted(ctx, func(s string) { a.log.Info(walelog.WaldenName, "recovery in progress", s, "") })
+	stopFollow(err == nil)
+	if err != nil {
 		return err
 	}
 	checkErr := a.checkReplayEnd(ctx, st, srv)

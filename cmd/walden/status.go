@@ -14,10 +14,10 @@ import (
 )
 
 var statusCmd = &command{
-	name: "status", desc: "summarize the latest base backup, the schedule, retention, archive lag and whether the agent runs",
+	name: "status", desc: "are we safe? the latest base backup, the restore window, the archiver, the schedule, retention and whether the agent runs",
 	opts: []opt{
 		{long: "--json", help: "print the summary as JSON, for scripts"},
-		{long: "--pgdata", metavar: "PGDATA", help: "data directory whose archive lag to report when no agent runs (default: the PGDATA variable)"},
+		{long: "--pgdata", metavar: "PGDATA", help: "data directory whose archive lag, pg_stat_archiver and .ready files to report (default: the agent's, or the PGDATA variable)"},
 	},
 	maxPos: 0,
 	run:    runStatus,
@@ -30,12 +30,21 @@ func runStatus(ctx context.Context, a *app, p *args) error {
 			return err
 		}
 	}
+	pgdata := rep.PGData
+	if pgdata == "" {
+		pgdata = a.settings.PGData
+	}
+	if v, ok := p.str("--pgdata"); ok {
+		pgdata = v
+	}
+	safe := a.safety(ctx, rep, pgdata)
 	if p.flags["--json"] {
 		e := json.NewEncoder(a.stdout)
 		e.SetIndent("", "  ")
-		return e.Encode(rep)
+		return e.Encode(safe)
 	}
 	rep.WriteText(a.stdout)
+	safe.writeText(a.stdout)
 	return nil
 }
 

@@ -92,7 +92,10 @@ func runVerify(ctx context.Context, a *app, p *args) error {
 		return a.runDrill(ctx, p, o)
 	}
 	a.log.Info(walelog.WaldenName, "verify start", fmt.Sprintf("Verifying %s.", a.settings.Prefix.URL("")), "")
+	bar := a.startTransfer("verify", 0)
+	o.Progress = bar
 	rep, err := verify.Run(ctx, o)
+	bar.end(err)
 	if err != nil {
 		return err
 	}
