@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -78,22 +76,8 @@ func TestUnreachableS3IsOneClearErrorWithoutSecrets(t *testing.T) {
 
 func TestWalPushAndFetchThroughGCSKeepLeadingSlashNames(t *testing.T) {
 	clean(t)
-	// The XML API serves downloads only for its public host, so the port is
-	// chosen before the server starts.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: uint16(port),
-		PublicHost: fmt.Sprintf("127.0.0.1:%d", port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "acme-gcs"})
-	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
+	srv, emulator := gcsFake(t, "acme-gcs")
+	t.Setenv("STORAGE_EMULATOR_HOST", emulator)
 	t.Setenv("WALE_GS_PREFIX", "gs://acme-gcs/prod/db1")
 	t.Setenv("WALE_RETRIES", "3")
 	seg := filepath.Join(t.TempDir(), "000000010000000000000007")

@@ -15,8 +15,10 @@ import (
 	"github.com/walden-pg/walden/internal/pgtest"
 )
 
-// runbookGCS is fake-gcs-server on 127.0.0.1 with the fleet's bucket.
-func runbookGCS(t *testing.T) (*fakestorage.Server, string) {
+// gcsFake is fake-gcs-server on 127.0.0.1 holding bucket, and the host:port
+// for STORAGE_EMULATOR_HOST. The XML API serves downloads only for its
+// public host, so the port is chosen before the server starts.
+func gcsFake(t *testing.T, bucket string) (*fakestorage.Server, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,7 +32,7 @@ func runbookGCS(t *testing.T) (*fakestorage.Server, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "acme-wal"})
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
 	return srv, strings.TrimPrefix(srv.URL(), "http://")
 }
 
@@ -68,7 +70,7 @@ func TestRunbookRestoreThroughEnvdirFromEncryptedGCSOnAKeyringOnlyHost(t *testin
 	if err := os.Symlink(bin, walE); err != nil {
 		t.Fatal(err)
 	}
-	srv, emulator := runbookGCS(t)
+	srv, emulator := gcsFake(t, "acme-wal")
 	pub, sec, email := bbGPGKey(t, dir, "fleet")
 	primaryHome, restoreHome := filepath.Join(dir, "gnupg-primary"), filepath.Join(dir, "gnupg-restore")
 	runbookKeyring(t, primaryHome, pub)

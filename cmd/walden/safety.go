@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -193,26 +191,11 @@ func epoch(s string) *time.Time {
 
 // agentMetrics reads the running agent's counters from its metrics listener.
 func agentMetrics(ctx context.Context, listen string) (map[string]float64, error) {
-	host, port, err := net.SplitHostPort(listen)
+	resp, cancel, err := agentGet(ctx, listen, "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+net.JoinHostPort(host, port)+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
 	defer resp.Body.Close()
 	m := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)

@@ -51,26 +51,11 @@ func runStatus(ctx context.Context, a *app, p *args) error {
 // askAgent fetches the running agent's own report from its metrics
 // listener; an unspecified listen host is reached on loopback.
 func askAgent(ctx context.Context, listen string) (*agent.Report, error) {
-	host, port, err := net.SplitHostPort(listen)
+	resp, cancel, err := agentGet(ctx, listen, "/status")
 	if err != nil {
 		return nil, err
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+net.JoinHostPort(host, port)+"/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("agent status: %s", resp.Status)
@@ -119,4 +104,32 @@ func localReport(ctx context.Context, a *app, p *args) (*agent.Report, error) {
 	}
 	r.Fill(spec)
 	return r, nil
+}
+
+// agentGet asks the running agent's metrics listener for path, within 3 s;
+// an unspecified listen host is reached on loopback. The caller closes the
+// body, then cancels.
+func agentGet(ctx context.Context, listen, path string) (*http.Response, context.CancelFunc, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+net.JoinHostPort(host, port)+path, nil)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return resp, cancel, nil
 }
