@@ -154,12 +154,20 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
+	pushAhead, err := pushAheadEnabled()
+	if err != nil {
+		return err
+	}
+	if pushAhead {
+		wal.pa = pr.newPushAhead(wal, rt.settings)
+	}
 	checks, err := agentChecks(a, rt.settings, pr.current, log)
 	if err != nil {
 		return err
 	}
 	pr.ag = agent.New(agent.Options{
 		Checks:      checks,
+		PushAhead:   wal.pa,
 		Config:      agent.Config{Log: log, Backups: pr.backups(rt, log), Schedule: rt.spec, Retain: rt.settings.Retain.String()},
 		PGData:      pr.pgdata,
 		Initial:     initial,
