@@ -126,17 +126,7 @@ func (p *PushAhead) WALDir() string { return p.walDir }
 
 func (p *PushAhead) register(reg *prometheus.Registry) {
 	count := func(s paState) func() float64 {
-		return func() float64 {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			n := 0
-			for _, r := range p.recs {
-				if r.st == s {
-					n++
-				}
-			}
-			return float64(n)
-		}
+		return func() float64 { return float64(p.count(s)) }
 	}
 	reg.MustRegister(p.uploaded, p.failed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walden_wal_pushahead_queued", Help: "WAL segments waiting for a push-ahead worker."}, count(paQueued)),
@@ -149,6 +139,18 @@ func (p *PushAhead) register(reg *prometheus.Registry) {
 				}
 				return d.Seconds()
 			}))
+}
+
+func (p *PushAhead) count(s paState) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.recs {
+		if r.st == s {
+			n++
+		}
+	}
+	return n
 }
 
 // Run watches archive_status and uploads until ctx ends, then waits for
