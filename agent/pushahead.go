@@ -53,6 +53,7 @@ type paRecord struct {
 	done    chan struct{} // closed when an in-flight upload ends
 	fails   int
 	retryAt time.Time
+	seq     uint64 // scan generation that last changed the record
 }
 
 // PushAheadOptions configure push-ahead archiving.
@@ -83,6 +84,7 @@ type PushAhead struct {
 	queue  chan string
 
 	mu      sync.Mutex
+	gen     uint64 // bumped before each listing
 	recs    map[string]*paRecord
 	sysid   uint64 // from pg_control; 0 until read
 	foreign map[string]bool
@@ -204,6 +206,10 @@ func (p *PushAhead) readySegments() ([]string, error) {
 }
 
 func (p *PushAhead) scan() {
+	p.mu.Lock()
+	p.gen++
+	gen := p.gen
+	p.mu.Unlock()
 	names, err := p.readySegments()
 	if err != nil {
 		return
@@ -217,8 +223,10 @@ func (p *PushAhead) scan() {
 	defer p.mu.Unlock()
 	// Records of segments PostgreSQL has marked done are no longer asked
 	// about; dropping them keeps memory bounded by the .ready backlog.
+	// A record changed since the listing began may be of a .ready file
+	// the listing missed.
 	for n, r := range p.recs {
-		if !ready[n] && (r.st == paDone || r.st == paFailed || r.st == paForeign) {
+		if !ready[n] && r.seq < gen && (r.st == paDone || r.st == paFailed || r.st == paForeign) {
 			delete(p.recs, n)
 		}
 	}
@@ -248,7 +256,7 @@ func (p *PushAhead) scan() {
 			r = &paRecord{}
 			p.recs[n] = r
 		}
-		r.id, r.st = IdentityOf(fi), paQueued
+		r.id, r.st, r.seq = IdentityOf(fi), paQueued, p.gen
 		p.queue <- n // room checked above; only scan sends, under mu
 	}
 }
@@ -273,6 +281,7 @@ func (p *PushAhead) work(ctx context.Context) {
 		p.mu.Unlock()
 		err := p.upload(ctx, n, id)
 		p.mu.Lock()
+		r.seq = p.gen
 		switch {
 		case err == nil:
 			r.st, r.fails = paDone, 0
@@ -419,13 +428,15 @@ func (p *PushAhead) Claim(ctx context.Context, path string, id Identity) (durabl
 				return false, nil, ctx.Err()
 			}
 		}
-		nr := &paRecord{id: id, st: paInFlight, done: make(chan struct{})}
+		nr := &paRecord{id: id, st: paInFlight, done: make(chan struct{}), seq: p.gen}
 		p.recs[name] = nr
 		p.mu.Unlock()
 		return false, func(err error) {
+			same := err == nil && p.sameFile(path, id) == nil
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if err == nil && p.sameFile(path, id) == nil {
+			nr.seq = p.gen
+			if same {
 				nr.st = paDone
 			} else if p.recs[name] == nr {
 				// Failed (archive_command reports it; the workers retry it
