@@ -117,7 +117,7 @@ func paSameAsStored(t *testing.T, chain, store string) []string {
 // completedLines counts, per segment, the "completed archiving" lines in
 // logs.
 func completedLines(logs ...string) map[string]int {
-	re := regexp.MustCompile(`MSG: completed archiving to a file.*wal_005/([0-9A-F]{24})\.lz4`)
+	re := regexp.MustCompile(`MSG: completed archiving to a file\s+DETAIL: Archiving to "[^"]*/wal_005/([0-9A-F]{24})\.lz4"`)
 	n := map[string]int{}
 	for _, l := range logs {
 		for _, m := range re.FindAllStringSubmatch(l, -1) {
