@@ -98,6 +98,10 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
+	pushAhead, err := pushAheadEnabled()
+	if err != nil {
+		return err
+	}
 	if err := pr.logFile.Reopen(rt.settings.LogFile); err != nil {
 		return &config.Error{Var: "WALDEN_LOG_FILE", Msg: oneLine(err.Error())}
 	}
@@ -154,10 +158,6 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
-	pushAhead, err := pushAheadEnabled()
-	if err != nil {
-		return err
-	}
 	if pushAhead {
 		wal.pa = pr.newPushAhead(wal, rt.settings)
 	}

@@ -19,9 +19,12 @@ import (
 const pushAheadVar = "WALDEN_PUSH_AHEAD"
 
 func pushAheadEnabled() (bool, error) {
-	v, _ := os.LookupEnv(pushAheadVar)
+	v, set := os.LookupEnv(pushAheadVar)
+	if !set {
+		return false, nil
+	}
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "off", "0", "false", "no":
+	case "off", "0", "false", "no":
 		return false, nil
 	case "on", "1", "true", "yes":
 		return true, nil

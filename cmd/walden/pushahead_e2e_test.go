@@ -264,3 +264,17 @@ func TestPushAheadFailingStoreIsRetriedAndNothingIsLost(t *testing.T) {
 	}
 	ag.stop(t)
 }
+
+func TestAgentRefusesAMalformedPushAheadSetting(t *testing.T) {
+	bin := pgtest.BuildWalden(t)
+	c := pgtest.New(t, pgtest.Options{})
+	store := c.MkDir(t, "store")
+	env, _ := agentEnvdir(t, c, store, map[string]string{"WALDEN_PUSH_AHEAD": "sometimes"})
+	_, errOut, code, _ := runWalden(t, nil, "", bin, "--envdir", env, "agent", "--pgdata", c.Dir)
+	if code == 0 || !strings.Contains(errOut, "WALDEN_PUSH_AHEAD") || !strings.Contains(errOut, `"sometimes"`) {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 3 {
+		t.Errorf("more than a short error:\n%s", errOut)
+	}
+}
