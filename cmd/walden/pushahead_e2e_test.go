@@ -290,3 +290,54 @@ func TestAgentRefusesAMalformedPushAheadSetting(t *testing.T) {
 		t.Errorf("more than a short error:\n%s", errOut)
 	}
 }
+
+// TestPushAheadWalPushThroughTheAgentPushesOnlyItsFileAndSkipsForeignWAL
+// pins what a wal-push handed to an agent with push-ahead on does with a
+// segment the agent does not hold yet: it archives that file alone (no
+// pool, so no other .ready is renamed), is answered from memory the next
+// time, and a segment of another cluster left in pg_wal is never pushed.
+func TestPushAheadWalPushThroughTheAgentPushesOnlyItsFileAndSkipsForeignWAL(t *testing.T) {
+	bin := pgtest.BuildWalden(t)
+	c, env, store, addr := paCluster(t, bin)
+	sysid := clusterSysID(t, c.Dir)
+	put := func(name string, sysid uint64, ready bool) {
+		p := filepath.Join(c.Dir, "pg_wal", name)
+		if err := os.WriteFile(p, walSegmentOf(t, name, sysid, "\x01\x02\x03"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pgtest.Chown(t, p)
+		if ready {
+			st := filepath.Join(c.Dir, "pg_wal", "archive_status", name+".ready")
+			os.WriteFile(st, nil, 0o600)
+			pgtest.Chown(t, st)
+		}
+	}
+	own, foreign := "0000000100000000000000C1", "0000000100000000000000C2"
+	put(own, sysid, false) // no .ready: only archive_command would ask
+	put(foreign, sysid+1, true)
+	ag := startAgent(t, bin, env, c.Dir, addr, nil)
+	time.Sleep(1500 * time.Millisecond) // a scan or two
+
+	_, errOut, code, _ := runWalden(t, nil, c.Dir, bin, "--envdir", env, "wal-push", "pg_wal/"+own)
+	if code != 0 || !strings.Contains(errOut, "completed archiving to a file") {
+		t.Fatalf("first wal-push: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code, _ = runWalden(t, nil, c.Dir, bin, "--envdir", env, "wal-push", "pg_wal/"+own)
+	if code != 0 || errOut != "" {
+		t.Fatalf("wal-push of a segment the agent holds: exit %d, output %q (want 0 and nothing)", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "pg_wal", "archive_status", foreign+".ready")); err != nil {
+		t.Errorf("another .ready file was renamed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(store, "wal_005", foreign+".lz4")); !os.IsNotExist(err) {
+		t.Errorf("another cluster's segment was stored (%v)", err)
+	}
+	m := ag.metrics(t)
+	if m["walden_wal_pushed_total"] != 2 || m["walden_wal_pushahead_uploaded_total"] != 0 || m["walden_wal_pushahead_failed_total"] != 0 {
+		t.Errorf("metrics: pushed %v, push-ahead uploaded %v failed %v", m["walden_wal_pushed_total"], m["walden_wal_pushahead_uploaded_total"], m["walden_wal_pushahead_failed_total"])
+	}
+	if m["walden_archive_oldest_ready_age_seconds"] <= 0 {
+		t.Errorf("oldest ready age %v with a .ready waiting", m["walden_archive_oldest_ready_age_seconds"])
+	}
+	ag.stop(t)
+}
