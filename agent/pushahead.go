@@ -100,8 +100,11 @@ func NewPushAhead(o PushAheadOptions) *PushAhead {
 	if o.Queue < 1 {
 		o.Queue = 4 * o.Workers
 	}
-	if o.Records < o.Queue+o.Workers {
+	if o.Records <= 0 {
 		o.Records = 8192
+	}
+	if o.Records < o.Queue+o.Workers {
+		o.Records = o.Queue + o.Workers
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
