@@ -48,6 +48,8 @@ type Options struct {
 	Ready     func()                 // called once everything serves
 
 	Checks *Checks // scheduled verify and restore drills; nil: none
+
+	PushAhead *PushAhead // archives .ready segments ahead of archive_command; nil: off
 }
 
 // Agent runs the schedule and serves state until its context ends.
@@ -82,6 +84,9 @@ func New(o Options) *Agent {
 	a.m = newMetrics(func() (time.Duration, error) { return ArchiveLag(o.PGData, a.o.Now()) }, a.nextRun)
 	a.m.setLast(o.Initial)
 	a.registerCheckMetrics()
+	if o.PushAhead != nil {
+		o.PushAhead.register(a.m.reg)
+	}
 	return a
 }
 
@@ -161,6 +166,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.o.Socket != nil {
 		fp = fastpath.Serve(a.o.Socket, a.o.Fingerprint, a.countWAL(a.o.Handler))
 	}
+	paDone := make(chan struct{})
+	if a.o.PushAhead != nil {
+		go func() { defer close(paDone); a.o.PushAhead.Run(ctx) }()
+	} else {
+		close(paDone)
+	}
 	a.mu.Lock()
 	a.ready = true
 	a.mu.Unlock()
@@ -186,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			walelog.F("action", "agent"), walelog.F("state", "stopping"))
 	}
 	wg.Wait()
+	<-paDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		srv.Shutdown(sctx)

@@ -98,6 +98,10 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
+	pushAhead, err := pushAheadEnabled()
+	if err != nil {
+		return err
+	}
 	if err := pr.logFile.Reopen(rt.settings.LogFile); err != nil {
 		return &config.Error{Var: "WALDEN_LOG_FILE", Msg: oneLine(err.Error())}
 	}
@@ -154,12 +158,16 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
+	if pushAhead {
+		wal.pa = pr.newPushAhead(wal, rt.settings)
+	}
 	checks, err := agentChecks(a, rt.settings, pr.current, log)
 	if err != nil {
 		return err
 	}
 	pr.ag = agent.New(agent.Options{
 		Checks:      checks,
+		PushAhead:   wal.pa,
 		Config:      agent.Config{Log: log, Backups: pr.backups(rt, log), Schedule: rt.spec, Retain: rt.settings.Retain.String()},
 		PGData:      pr.pgdata,
 		Initial:     initial,

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/agent/fastpath"
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/config"
@@ -79,6 +80,8 @@ type agentWAL struct {
 	format    blob.Format
 
 	prefetches sync.WaitGroup
+
+	pa *agent.PushAhead // nil: push-ahead is off
 }
 
 func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
@@ -155,6 +158,11 @@ func (w *agentWAL) push(ctx context.Context, cur *config.Settings, a *app, p *ar
 	ar, err := w.archive(cur, a)
 	if err != nil {
 		return err
+	}
+	if w.pa != nil {
+		if handled, err := w.pushAhead(ctx, a, p, func(q *args) error { return pushWith(ctx, a, ar, q) }); handled {
+			return err
+		}
 	}
 	return pushWith(ctx, a, ar, p)
 }
