@@ -81,7 +81,8 @@ func New(o Options) *Agent {
 	a := &Agent{o: o, pid: os.Getpid(), last: o.Initial}
 	c := o.Config
 	a.cfg.Store(&c)
-	a.m = newMetrics(func() (time.Duration, error) { return ArchiveLag(o.PGData, a.o.Now()) }, a.nextRun)
+	a.m = newMetrics(func() (time.Duration, error) { return ArchiveLag(o.PGData, a.o.Now()) },
+		func() (int, error) { return ArchiveReady(o.PGData) }, a.nextRun)
 	a.m.setLast(o.Initial)
 	a.registerCheckMetrics()
 	if o.PushAhead != nil {

@@ -11,6 +11,17 @@ import (
 // for archiving (a .ready file in pg_wal/archive_status), 0 when none
 // waits: how far archiving is behind.
 func ArchiveLag(pgdata string, now time.Time) (time.Duration, error) {
+	lag, _, err := archiveBacklog(pgdata, now)
+	return lag, err
+}
+
+// ArchiveReady is how many WAL files wait for archiving (.ready files).
+func ArchiveReady(pgdata string) (int, error) {
+	_, n, err := archiveBacklog(pgdata, time.Now())
+	return n, err
+}
+
+func archiveBacklog(pgdata string, now time.Time) (time.Duration, int, error) {
 	dir := filepath.Join(pgdata, "pg_wal", "archive_status")
 	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -20,9 +31,10 @@ func ArchiveLag(pgdata string, now time.Time) (time.Duration, error) {
 		}
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var oldest time.Time
+	n := 0
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".ready") {
 			continue
@@ -31,12 +43,13 @@ func ArchiveLag(pgdata string, now time.Time) (time.Duration, error) {
 		if err != nil {
 			continue // archived and renamed while we looked
 		}
+		n++
 		if oldest.IsZero() || fi.ModTime().Before(oldest) {
 			oldest = fi.ModTime()
 		}
 	}
 	if oldest.IsZero() || now.Before(oldest) {
-		return 0, nil
+		return 0, n, nil
 	}
-	return now.Sub(oldest), nil
+	return now.Sub(oldest), n, nil
 }

@@ -31,7 +31,7 @@ type metrics struct {
 	walFetchFailed   prometheus.Counter
 }
 
-func newMetrics(archiveLag func() (time.Duration, error), nextRun func() time.Time) *metrics {
+func newMetrics(archiveLag func() (time.Duration, error), archiveReady func() (int, error), nextRun func() time.Time) *metrics {
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
@@ -70,6 +70,16 @@ func newMetrics(archiveLag func() (time.Duration, error), nextRun func() time.Ti
 			return math.NaN()
 		}
 		return d.Seconds()
+	}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "walden_archive_ready_segments",
+		Help: "WAL files waiting for archiving (.ready in pg_wal/archive_status); NaN when unreadable.",
+	}, func() float64 {
+		n, err := archiveReady()
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
 	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "walden_backup_next_run_timestamp_seconds",
