@@ -50,13 +50,7 @@ func bbArchiveAll(t *testing.T, c *pgtest.Cluster) {
 	t.Helper()
 	seg := c.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
 	c.Psql(t, "select pg_switch_wal()")
-	deadline := time.Now().Add(60 * time.Second)
-	for c.Psql(t, "select coalesce(last_archived_wal, '') from pg_stat_archiver") < seg {
-		if time.Now().After(deadline) {
-			t.Fatalf("segment %s not archived in time", seg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.WaitArchived(t, seg, 120*time.Second)
 }
 
 type bbState struct{ markers, sum string }

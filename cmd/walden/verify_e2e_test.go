@@ -81,13 +81,7 @@ func (a *vfArchive) segAfterStop(t *testing.T, n int) string {
 // vfWaitArchived waits until the archiver has stored segment name.
 func vfWaitArchived(t *testing.T, c *pgtest.Cluster, name string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for c.Psql(t, "select coalesce(last_archived_wal, '') from pg_stat_archiver") < name {
-		if time.Now().After(deadline) {
-			t.Fatalf("segment %s not archived in time", name)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.WaitArchived(t, name, 120*time.Second)
 }
 
 func vfDecode(t *testing.T, path string) []byte {

@@ -72,17 +72,7 @@ func TestArchiveUnderLoadAndReplayFromBaseCopy(t *testing.T) {
 	}
 	last := primary.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
 	primary.Psql(t, "select pg_switch_wal()")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got := primary.Psql(t, "select coalesce(last_archived_wal, '') from pg_stat_archiver")
-		if got >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("archiver stuck at %q, want %s; log:\n%s", got, last, primary.LogContents())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	primary.WaitArchived(t, last, 120*time.Second)
 	if failed := primary.Psql(t, "select failed_count from pg_stat_archiver"); failed != "0" {
 		t.Fatalf("failed archive attempts: %s\n%s", failed, primary.LogContents())
 	}

@@ -58,13 +58,7 @@ func TestRecoveryStopsAtABrokenArchiveInsteadOfPromoting(t *testing.T) {
 	}
 	last := primary.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
 	primary.Psql(t, "select pg_switch_wal()")
-	deadline := time.Now().Add(3 * time.Minute)
-	for primary.Psql(t, "select coalesce(last_archived_wal, '') from pg_stat_archiver") < last {
-		if time.Now().After(deadline) {
-			t.Fatalf("archiver stuck; log:\n%s", tail(primary.LogContents(), 30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	primary.WaitArchived(t, last, 3*time.Minute)
 	primary.Stop(t)
 
 	// Four segments after the copy began: past its consistency point, with

@@ -472,3 +472,32 @@ func Quote(s string) string {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// WaitArchived waits until WAL segment seg has been archived: the
+// archiver's last_archived_wal reached it, or its status file is .done
+// (wal-push's pool archives other ready segments and marks them done
+// itself, so pg_stat_archiver never names them), or the finished segment
+// is gone from pg_wal (recycled, which PostgreSQL does only once archived).
+func (c *Cluster) WaitArchived(t testing.TB, seg string, timeout time.Duration) {
+	t.Helper()
+	wal := filepath.Join(c.Dir, "pg_wal")
+	c.poll(t, timeout, "archive "+seg, func() (bool, error) {
+		if _, err := os.Stat(filepath.Join(wal, "archive_status", seg+".done")); err == nil {
+			return true, nil
+		}
+		out, err := c.Query("SELECT coalesce(last_archived_wal, '') >= '" + seg + "', pg_walfile_name(pg_current_wal_lsn()) > '" + seg + "' FROM pg_stat_archiver")
+		if err != nil {
+			return false, err
+		}
+		archived, finished, _ := strings.Cut(out, "|")
+		if archived == "t" {
+			return true, nil
+		}
+		if finished == "t" {
+			if _, err := os.Stat(filepath.Join(wal, seg)); errors.Is(err, fs.ErrNotExist) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
