@@ -2,20 +2,29 @@
 # Base backup benchmark: walden backup-push and backup-fetch of a pgbench
 # database of at least 1 GiB, with the file store and with an in-memory S3
 # server on 127.0.0.1 (bench/s3server), next to `tar -cf - PGDATA | lz4 -1`
-# (push) and `lz4 -dc | tar -x` (fetch) and pgBackRest (lz4, process-max=2)
-# on the same data in the same run. Prints MiB/s of PGDATA, CPU seconds
+# (push) and `lz4 -dc | tar -x` (fetch), pgBackRest (lz4, process-max=2) and
+# WAL-G (lz4, same upload/download concurrency as walden) on the same data in
+# the same run. Prints MiB/s of PGDATA, CPU seconds
 # (user+sys of the tool and its children) and peak RSS, and each speed as a
 # ratio of the tar|lz4 baseline.
-# Usage: sudo bench/basebackup.sh   (needs postgresql-15, lz4, pgbackrest)
+# Usage: sudo bench/basebackup.sh   (needs postgresql-15, lz4, pgbackrest, and
+# WAL-G at ../shared/anchors/wal-g/wal-g from the repository root or WALG_BIN)
 # Each measurement is the median of REPEAT runs (default 3).
 # Knobs: SCALE (pgbench scale, default 70 = ~1.05 GiB), PORT, S3PORT, and
 # any WALDEN_* variable (e.g. WALDEN_PARTITION_SIZE) is passed to walden.
+# WALG_TIMEOUT (default 1800 s) bounds each WAL-G call: its backup-fetch
+# retries forever on some errors instead of failing.
 set -euo pipefail
 SCALE=${SCALE:-70}
 PORT=${PORT:-25998}
 S3PORT=${S3PORT:-29123}
 REPEAT=${REPEAT:-3}
 top=$(cd "$(dirname "$0")/.." && pwd)
+WALG_BIN=${WALG_BIN:-$top/../shared/anchors/wal-g/wal-g}
+WALG_TIMEOUT=${WALG_TIMEOUT:-1800}
+if [ ! -x "$WALG_BIN" ]; then
+  echo "bench/basebackup.sh: no WAL-G binary at $WALG_BIN (set WALG_BIN)" >&2; exit 1
+fi
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 work=$(mktemp -d /tmp/walden-bbbench.XXXXXX)
 chmod 755 "$work"
@@ -34,6 +43,8 @@ pgenv=(env PGHOST="$work/sock" PGPORT="$PORT" PGUSER=postgres)
 echo "building walden and the S3 server"
 (cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden && go build -o "$work/s3server" ./bench/s3server)
 chmod 755 "$work/walden"
+# A copy postgres can execute whatever the permissions on the way to WALG_BIN.
+cp "$WALG_BIN" "$work/wal-g"; chmod 755 "$work/wal-g"
 
 mkdir -p "$work/sock" "$work/data" "$work/store" "$work/env-file" "$work/env-s3"
 chmod 700 "$work/data"
@@ -118,6 +129,22 @@ measure "lz4 -dc | tar -x (baseline)" fetch bash -c "lz4 -dc '$work/baseline.tar
 rm -f "$work/baseline.tar.lz4"
 measure "walden, file store" fetch "${aspg[@]}" "$work/walden" --envdir "$work/env-file" backup-fetch "$work/target" LATEST
 
+echo "WAL-G"
+# Concurrency as walden's (its defaults: upload = CPUs, download = 2 x CPUs);
+# WAL-G's tar partition threshold (1 GiB) already equals walden's partition
+# size. backup-fetch fsyncs each file (WALG_TAR_DISABLE_FSYNC unset), as
+# walden does. backup-push waits for its last segment to be archived, so
+# each store's WAL-G rows run while the server archives into a working store.
+ncpu=$(nproc)
+walgcommon=(HOME="$work" WALG_COMPRESSION_METHOD=lz4
+  WALG_UPLOAD_CONCURRENCY="${WALDEN_UPLOAD_CONCURRENCY:-$ncpu}"
+  WALG_DOWNLOAD_CONCURRENCY="${WALDEN_DOWNLOAD_CONCURRENCY:-$((ncpu * 2))}")
+mkdir -p "$work/walg-store"; chown postgres "$work/walg-store"
+walgfile=(timeout -k 10 "$WALG_TIMEOUT" "${aspg[@]}" "${pgenv[@]}" "${walgcommon[@]}" WALG_FILE_PREFIX="$work/walg-store" "$work/wal-g")
+measure "WAL-G (lz4), file store" push "${walgfile[@]}" backup-push "$work/data"
+measure "WAL-G (lz4), file store" fetch "${walgfile[@]}" backup-fetch "$work/target" LATEST
+rm -rf "$work/walg-store"
+
 echo "S3 (gofakes3 in memory on 127.0.0.1:$S3PORT)"
 "$work/s3server" -addr "127.0.0.1:$S3PORT" -bucket bench > "$work/s3.log" 2>&1 &
 s3pid=$!
@@ -127,6 +154,11 @@ for _ in $(seq 50); do grep -q listening "$work/s3.log" && break; sleep 0.1; don
 as_pg "${pgenv[@]}" "$bindir/psql" -X -q -c "alter system set archive_command = '$work/walden --envdir $work/env-s3 wal-push %p'" -c 'select pg_reload_conf()' postgres >/dev/null
 measure "walden, S3" push "${aspg[@]}" "${pgenv[@]}" "$work/walden" --envdir "$work/env-s3" backup-push "$work/data"
 measure "walden, S3" fetch "${aspg[@]}" "$work/walden" --envdir "$work/env-s3" backup-fetch "$work/target" LATEST
+walgs3=(timeout -k 10 "$WALG_TIMEOUT" "${aspg[@]}" "${pgenv[@]}" "${walgcommon[@]}"
+  WALG_S3_PREFIX=s3://bench/walg AWS_ENDPOINT="http://127.0.0.1:$S3PORT" AWS_S3_FORCE_PATH_STYLE=true
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret "$work/wal-g")
+measure "WAL-G (lz4), S3" push "${walgs3[@]}" backup-push "$work/data"
+measure "WAL-G (lz4), S3" fetch "${walgs3[@]}" backup-fetch "$work/target" LATEST
 kill "$s3pid"; wait "$s3pid" 2>/dev/null || true; s3pid=
 
 echo "pgBackRest"

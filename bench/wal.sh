@@ -4,11 +4,17 @@
 # at a time with prefetch; then a real recovery of every archived segment
 # from a base copy taken before the load, through each restore_command.
 # Baselines in the same run: `lzop -1 -c SEG > store/SEG.lzo` / `lzop -dc`,
-# and pgBackRest's archive-push / archive-get on the same segments.
-# Usage: sudo bench/wal.sh   (needs postgresql-15, lzop, pgbackrest)
+# and pgBackRest's archive-push / archive-get and WAL-G's wal-push / wal-fetch
+# (lz4, prefetch 8) on the same segments.
+# Usage: sudo bench/wal.sh   (needs postgresql-15, lzop, pgbackrest, and WAL-G
+# at ../shared/anchors/wal-g/wal-g from the repository root or WALG_BIN)
 set -euo pipefail
 N=${N:-64}
 top=$(cd "$(dirname "$0")/.." && pwd)
+WALG_BIN=${WALG_BIN:-$top/../shared/anchors/wal-g/wal-g}
+if [ ! -x "$WALG_BIN" ]; then
+  echo "bench/wal.sh: no WAL-G binary at $WALG_BIN (set WALG_BIN)" >&2; exit 1
+fi
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 work=$(mktemp -d /tmp/walden-walbench.XXXXXX)
 chmod 755 "$work"
@@ -20,6 +26,8 @@ now() { date +%s.%N; }
 echo "building walden"
 (cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden)
 chmod 755 "$work/walden"
+# A copy postgres can execute whatever the permissions on the way to WALG_BIN.
+cp "$WALG_BIN" "$work/wal-g"; chmod 755 "$work/wal-g"
 
 echo "generating $N segments with pgbench"
 mkdir -p "$work/segs" "$work/sock" "$work/data"; chmod 700 "$work/data"
@@ -101,19 +109,28 @@ echo "lz4" > "$work/env-lz4/WALDEN_COMPRESSION"
 echo "file://localhost$work/store-lzo" > "$work/env-lzo/WALE_FILE_PREFIX"
 echo "lzo" > "$work/env-lzo/WALDEN_COMPRESSION"
 for e in env-lz4 env-lzo; do echo stderr > "$work/$e/WALE_LOG_DESTINATION"; done
+# WAL-G: one segment per call (upload concurrency 1: no push-ahead of other
+# .ready segments), prefetch of 8 segments like walden's -p 8. A timeout
+# bounds each call, as WAL-G retries some failures forever.
+mkdir -p "$work/store-walg"; chown postgres "$work/store-walg"
+walgcmd="timeout -k 10 120 env HOME=$work WALG_FILE_PREFIX=$work/store-walg WALG_COMPRESSION_METHOD=lz4 WALG_UPLOAD_CONCURRENCY=1 WALG_DOWNLOAD_CONCURRENCY=8 $work/wal-g"
 
 results=$(
   run_push "push:lzop-1-baseline" 'as_pg sh -c "lzop -1 -c pg_wal/$s > $work/store-lzop/$s.lzo"'
   run_push "push:walden-lz4" 'as_pg "$work/walden" --envdir "$work/env-lz4" wal-push pg_wal/$s 2>/dev/null'
   run_push "push:walden-lzo" 'as_pg "$work/walden" --envdir "$work/env-lzo" wal-push pg_wal/$s 2>/dev/null'
   run_push "push:pgbackrest-lz4" 'pgbr archive-push $work/src/pg_wal/$s'
+  run_push "push:walg-lz4" 'as_pg $walgcmd wal-push pg_wal/$s 2>/dev/null'
   run_fetch "fetch:lzop-dc-baseline" 'as_pg sh -c "lzop -dc $work/store-lzop/$s.lzo > pg_wal/RECOVERYXLOG"'
   run_fetch "fetch:walden-lz4-p8" 'as_pg "$work/walden" --envdir "$work/env-lz4" wal-fetch -p 8 $s pg_wal/RECOVERYXLOG 2>/dev/null'
   run_fetch "fetch:walden-lzo-p8" 'as_pg "$work/walden" --envdir "$work/env-lzo" wal-fetch -p 8 $s pg_wal/RECOVERYXLOG 2>/dev/null'
   run_fetch "fetch:pgbackrest-lz4" 'pgbr archive-get $s $work/dst/pg_wal/RECOVERYXLOG'
+  # WAL-G will not replace an existing file; PostgreSQL removes RECOVERYXLOG
+  # before each restore_command call, so this does too.
+  run_fetch "fetch:walg-lz4-p8" 'rm -f pg_wal/RECOVERYXLOG && as_pg $walgcmd wal-fetch $s pg_wal/RECOVERYXLOG 2>/dev/null'
 )
 # A failed push must not pass for a fast one.
-for st in store-lzop store-lz4/wal_005 store-lzo/wal_005; do
+for st in store-lzop store-lz4/wal_005 store-lzo/wal_005 store-walg/wal_005; do
   [ "$(ls "$work/$st" | wc -l)" -ge "$N" ] || { echo "only $(ls "$work/$st" | wc -l) objects in $st" >&2; exit 1; }
 done
 
@@ -125,6 +142,7 @@ for s in $allsegs; do
   (cd "$work/src" && as_pg "$work/walden" --envdir "$work/env-lz4" wal-push pg_wal/$s 2>/dev/null)
   (cd "$work/src" && as_pg "$work/walden" --envdir "$work/env-lzo" wal-push pg_wal/$s 2>/dev/null)
   pgbr archive-push "$work/src/pg_wal/$s" >/dev/null 2>&1 || true
+  (cd "$work/src" && as_pg $walgcmd wal-push pg_wal/$s 2>/dev/null)
 done
 nall=$(echo "$allsegs" | wc -l)
 
@@ -153,7 +171,8 @@ results="$results
 $(replay lzop-dc-baseline "test -f $work/store-lzop/%f.lzo && lzop -dc $work/store-lzop/%f.lzo > %p")
 $(replay walden-lz4-p8 "$work/walden --envdir $work/env-lz4 wal-fetch -p 8 %f %p")
 $(replay walden-lzo-p8 "$work/walden --envdir $work/env-lzo wal-fetch -p 8 %f %p")
-$(replay pgbackrest-lz4 "pgbackrest --config=$work/pgbr/pgbackrest.conf --stanza=bench --pg1-path=$work/replay archive-get %f %p")"
+$(replay pgbackrest-lz4 "pgbackrest --config=$work/pgbr/pgbackrest.conf --stanza=bench --pg1-path=$work/replay archive-get %f %p")
+$(replay walg-lz4-p8 "$walgcmd wal-fetch %f %p")"
 
 echo
 printf '%-26s %10s %10s %8s\n' case segments/s MiB/s ratio
