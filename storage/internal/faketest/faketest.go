@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -405,4 +406,31 @@ func StopReading(limit int64, hold time.Duration) Fault {
 // no body and holds the connection open.
 func HeadersOnly(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	next.ServeHTTP(&CutWriter{ResponseWriter: w, Left: 0, Stall: true, Ctx: r.Context()}, r)
+}
+
+// CheckMissingBucket runs list, get, head, a small put and a put of
+// bigSize bytes of unknown length (the backend's multipart or chunked path)
+// against s, whose bucket does not exist: each must fail with one line
+// naming the bucket, never as a missing object.
+func CheckMissingBucket(t *testing.T, s storage.Store, bucket string, bigSize int) {
+	t.Helper()
+	ctx := context.Background()
+	ops := map[string]func() error{
+		"list": func() error { _, err := s.List(ctx, "basebackups_005/"); return err },
+		"get":  func() error { _, err := s.Get(ctx, "wal_005/x"); return err },
+		"head": func() error { _, err := s.Head(ctx, "wal_005/x"); return err },
+		"put":  func() error { return s.Put(ctx, "wal_005/x", bytes.NewReader([]byte("x")), 1, storage.PutOptions{}) },
+		"put large": func() error {
+			return s.Put(ctx, "wal_005/x", bytes.NewReader(RandomBytes(1, bigSize)), -1, storage.PutOptions{})
+		},
+	}
+	for name, op := range ops {
+		err := op()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("bucket %q does not exist", bucket)) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if storage.IsNotFound(err) {
+			t.Errorf("%s: a missing bucket reads as a missing object: %v", name, err)
+		}
+	}
 }
