@@ -53,6 +53,11 @@ type Manifest struct {
 	Timeline      uint32          `json:"timeline,omitempty"`
 	StartLSN      string          `json:"start_lsn,omitempty"`
 	FinishLSN     string          `json:"finish_lsn,omitempty"`
+	// Files describes the file list object (format 2, DELTA.md); a backup
+	// without one cannot be the parent of a delta.
+	Files *FilesInfo `json:"files,omitempty"`
+	// Delta is set only in a delta's sentinel.
+	Delta *DeltaInfo `json:"delta,omitempty"`
 }
 
 // PartitionInfo describes one stored partition.
