@@ -22,10 +22,14 @@ type Backup struct {
 	partitions  []string  // names under tar_partitions/ seen by List
 	listed      bool      // partitions is known (the Backup came from List)
 	Broken      string    // why the backup cannot be restored, once Check found out
+	// IsDelta is true for a delta backup (DELTA.md): its sentinel has
+	// walden's own suffix, and restoring it needs its whole chain.
+	IsDelta bool
 }
 
 // List returns the complete backups in storage listing order. A backup is
-// complete iff a sentinel sits directly in basebackups_005/ (WAL-E 3.6).
+// complete iff a sentinel sits directly in basebackups_005/ (WAL-E 3.6):
+// WAL-E's sentinel for a full backup, walden's delta sentinel for a delta.
 func List(ctx context.Context, st storage.Store) ([]Backup, error) {
 	objs, err := st.List(ctx, Dir)
 	if err != nil {
@@ -38,7 +42,14 @@ func List(ctx context.Context, st storage.Store) ([]Backup, error) {
 		if name, part, ok := strings.Cut(rest, "/tar_partitions/"); ok && !strings.Contains(part, "/") {
 			parts[name] = append(parts[name], part)
 		}
-		if strings.Contains(rest, "/") || !sentinelRe.MatchString(rest) {
+		if strings.Contains(rest, "/") {
+			continue
+		}
+		if name, ok := strings.CutSuffix(rest, deltaSentinelSuffix); ok && IsDeltaName(name) {
+			out = append(out, Backup{Name: name, SentinelKey: o.Key, Modified: o.Modified, IsDelta: true})
+			continue
+		}
+		if !sentinelRe.MatchString(rest) {
 			continue
 		}
 		out = append(out, Backup{Name: rest[:nameLen], SentinelKey: o.Key, Modified: o.Modified})
