@@ -94,6 +94,11 @@ type Settings struct {
 	Warnings []string
 
 	Verify Verify // walden verify and restore drills
+
+	// Delta backups: a backup-push is a page-level delta of the newest
+	// backup while its chain has fewer than DeltaMaxSteps deltas
+	// (WALDEN_DELTA_MAX_STEPS; 0, the default, means every backup is full).
+	DeltaMaxSteps int
 }
 
 // Verify holds the settings of walden verify and its restore drills.
@@ -369,6 +374,17 @@ func Load(env Env, f Flags) (*Settings, error) {
 		if s.BackupWALTimeout, err = parseWALTimeout(v); err != nil {
 			return nil, bad("WALDEN_BACKUP_WAL_TIMEOUT", "%v", err)
 		}
+	}
+
+	// Delta backups
+	if v, ok, gerr := get("WALDEN_DELTA_MAX_STEPS"); gerr != nil {
+		return nil, gerr
+	} else if ok {
+		n, perr := strconv.Atoi(strings.TrimSpace(v))
+		if perr != nil || n < 0 {
+			return nil, bad("WALDEN_DELTA_MAX_STEPS", "must be a whole number of deltas, 0 or more (0: every backup is full), not %q", v)
+		}
+		s.DeltaMaxSteps = n
 	}
 
 	// Verify and restore drills
