@@ -35,6 +35,12 @@ type PushOptions struct {
 	Offline          bool  // --while-offline: the cluster is stopped
 	ConnString       string
 	Locked           bool // the caller already holds Lock(PGData)
+	// DeltaMaxSteps > 0 makes the backup a page-level delta of the newest
+	// backup while its chain has fewer deltas (DELTA.md); Full forces a
+	// full backup. Backups written for WAL-E (lzo) are always full.
+	DeltaMaxSteps int
+	Full          bool
+
 	// WALTimeout bounds the wait, after the backup stopped, for its WAL
 	// to be archived and listed in the store (0: DefaultWALTimeout).
 	WALTimeout time.Duration
@@ -66,6 +72,7 @@ type Result struct {
 	StartLSN   LSN
 	FinishLSN  LSN
 	Sentinel   *Sentinel
+	Parent     string // a delta's parent; "" for a full backup
 }
 
 // Push takes a base backup of o.PGData: starts a non-exclusive backup (or,
@@ -125,6 +132,10 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 		}
 		return Result{}, &walelog.UserError{Msg: "Could not start hot backup", Detail: oneLine(err.Error())}
 	}
+	blcksz := defaultBlockSize
+	if pg, ok := sess.(*pgSession); ok {
+		blcksz = pg.blockSize(ctx) // before the watch below shares the connection
+	}
 	finished := false
 	defer func() {
 		if !finished {
@@ -140,6 +151,23 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 	}
 	res.Name = BackupName(si.File, si.Offset)
 	res.StartLSN = si.LSN
+	var parent *deltaParent
+	switch {
+	case o.DeltaMaxSteps <= 0:
+	case isWALECompat(o):
+		o.Log.Warn(walelog.WaldenName, "WALDEN_DELTA_MAX_STEPS is ignored: WALDEN_COMPRESSION=lzo keeps the store restorable by WAL-E, which cannot restore delta backups; taking a full backup", "", "")
+	case o.Full:
+		logDeltaDecision(o.Log, nil, "--full was given", o.DeltaMaxSteps)
+	default:
+		var why string
+		parent, why = chooseParent(ctx, o.Store, o.Format.Crypt, o.DeltaMaxSteps,
+			clusterID{sysID: si.SysID, version: si.VersionNum, timeline: si.Timeline, startLSN: si.LSN, blockSize: blcksz})
+		logDeltaDecision(o.Log, parent, why, o.DeltaMaxSteps)
+	}
+	if parent != nil {
+		res.Name = DeltaName(res.Name, parent.name)
+		res.Parent = parent.name
+	}
 
 	p := &pusher{o: o, name: res.Name, up: &uploader{store: o.Store, prefix: o.Prefix, format: o.Format, log: o.Log, net: newLimiter(o.NetworkRateLimit)},
 		limiter: newLimiter(o.RateLimit), names: newIDNames(pgdata)}
@@ -149,6 +177,11 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 	w, err := walk(pgdata, strings.TrimSuffix(pgdata, "/")+"/")
 	if err != nil {
 		return Result{}, p.interrupted(ctx, err)
+	}
+	p.blcksz = blcksz
+	if parent != nil {
+		p.threshold = parent.startLSN
+		planDelta(w.members, parent)
 	}
 	parts := split(w.members, o.PartitionSize)
 	for _, m := range w.members {
@@ -187,6 +220,10 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 	}
 	infos = append(infos, info)
 	p.partitionDone()
+	files, err := p.putFileList(ctx, p.files, blcksz)
+	if err != nil {
+		return Result{}, p.interrupted(ctx, err)
+	}
 
 	// The sentinel certifies a restorable backup: its WAL, from the start
 	// to the stop segment, must be in the store first. An offline backup
@@ -208,7 +245,14 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 	}
 	res.Partitions = len(infos)
 	res.Sentinel = p.sentinel(si, st, w.spec, infos, res, pgdata)
-	if err := p.putSentinel(ctx, res.Sentinel); err != nil {
+	res.Sentinel.Walden.Files = files
+	key := SentinelKey(res.Name)
+	if parent != nil {
+		res.Sentinel.Walden.Delta = &DeltaInfo{Parent: parent.name, ParentSentinelSHA256: parent.sentinelSHA,
+			ParentStartLSN: parent.startLSN.String(), Full: parent.full, Step: parent.step + 1}
+		key = DeltaSentinelKey(res.Name)
+	}
+	if err := p.putSentinel(ctx, key, res.Sentinel); err != nil {
 		return Result{}, p.interrupted(ctx, err)
 	}
 	finished = true
@@ -241,6 +285,12 @@ type pusher struct {
 	up      *uploader
 	limiter *rate.Limiter // shared: the limit is for the whole backup
 	names   *idNames
+
+	// Delta backups and the file list.
+	threshold LSN
+	blcksz    int
+	files     []FileEntry // of every partition, appended as each ends
+	filesMu   sync.Mutex
 
 	read       atomic.Int64
 	total      int64
@@ -286,6 +336,7 @@ func (p *pusher) putAll(ctx context.Context, parts [][]member) ([]PartitionInfo,
 func (p *pusher) putPartition(ctx context.Context, n int, ms []member) (PartitionInfo, error) {
 	return p.up.put(ctx, p.name, n, func(w io.Writer) (int64, int, error) {
 		tw := newTarWriter(w, p.limiter, &p.read, p.names)
+		tw.own, tw.threshold, tw.blcksz = p.name, p.threshold, p.blcksz
 		for _, m := range ms {
 			if err := tw.add(ctx, m); err != nil {
 				return 0, 0, err
@@ -294,6 +345,9 @@ func (p *pusher) putPartition(ctx context.Context, n int, ms []member) (Partitio
 		if err := tw.close(); err != nil {
 			return 0, 0, err
 		}
+		p.filesMu.Lock()
+		p.files = append(p.files, tw.files...)
+		p.filesMu.Unlock()
 		return tw.expanded, tw.members, nil
 	})
 }
@@ -367,7 +421,7 @@ func (p *pusher) sentinel(si startInfo, st stopInfo, spec Spec, infos []Partitio
 	start, finish := uint64(si.LSN), uint64(st.LSN)
 	host, _ := os.Hostname()
 	m := &Manifest{
-		FormatVersion: FormatVersion,
+		FormatVersion: manifestFormat,
 		Compression:   p.o.Format.Codec.Name(),
 		Partitions:    infos,
 		Offline:       p.o.Offline,
@@ -399,12 +453,12 @@ func (p *pusher) sentinel(si startInfo, st stopInfo, spec Spec, infos []Partitio
 	}
 }
 
-func (p *pusher) putSentinel(ctx context.Context, s *Sentinel) error {
+func (p *pusher) putSentinel(ctx context.Context, key string, s *Sentinel) error {
 	data, err := s.Marshal()
 	if err != nil {
 		return err
 	}
-	return p.o.Store.Put(ctx, SentinelKey(p.name), strings.NewReader(string(data)), int64(len(data)), storage.PutOptions{ContentType: "application/json"})
+	return p.o.Store.Put(ctx, key, strings.NewReader(string(data)), int64(len(data)), storage.PutOptions{ContentType: "application/json"})
 }
 
 // interrupted turns the failure of a started backup into one clear error.

@@ -32,6 +32,15 @@ type tarWriter struct {
 
 	expanded int64 // sum of member sizes written
 	members  int
+
+	// The file list entries of the regular files written (format 2).
+	own   string // this backup's name: the base of files stored whole
+	files []FileEntry
+
+	// Delta backups: pages at or after threshold are stored (pages.go).
+	threshold LSN
+	blcksz    int
+	pageBuf   []byte // large reads of page-diffed files, reused
 }
 
 func newTarWriter(w io.Writer, limiter *rate.Limiter, read *atomic.Int64, names *idNames) *tarWriter {
@@ -55,8 +64,12 @@ func (t *tarWriter) add(ctx context.Context, m member) error {
 			return err
 		}
 		t.count(hdr.Size)
+		t.listWhole(m.name, hdr.Size)
 		return nil
 	case kindFile:
+		if m.parent != nil {
+			return t.addPages(ctx, m)
+		}
 		return t.addFile(ctx, m)
 	}
 	stat := os.Lstat
@@ -98,21 +111,37 @@ func (t *tarWriter) add(ctx context.Context, m member) error {
 // that size and one that shrinks is padded with zeros (as WAL-E did);
 // PostgreSQL's WAL replay repairs such torn files.
 func (t *tarWriter) addFile(ctx context.Context, m member) error {
-	f, err := os.OpenFile(m.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
-			return nil
-		}
+	f, fi, err := openMember(m)
+	if f == nil || err != nil {
 		return err
 	}
 	defer f.Close()
+	return t.writeWhole(ctx, m, f, fi)
+}
+
+// openMember opens a regular file member; a nil file and nil error mean
+// it vanished or is no longer a regular file, and is skipped.
+func openMember(m member) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(m.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		f.Close()
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil
+		f.Close()
+		return nil, nil, nil
 	}
+	return f, fi, nil
+}
+
+func (t *tarWriter) writeWhole(ctx context.Context, m member, f *os.File, fi fs.FileInfo) error {
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: m.name, Mode: int64(fi.Mode().Perm() | modeBits(fi.Mode())),
 		Size: fi.Size(), ModTime: fi.ModTime()}
 	t.owner(hdr, fi)
@@ -148,7 +177,13 @@ func (t *tarWriter) addFile(ctx context.Context, m member) error {
 		left -= int64(got)
 	}
 	t.count(hdr.Size)
+	t.listWhole(m.name, hdr.Size)
 	return nil
+}
+
+// listWhole records a file this backup holds whole, with the size stored.
+func (t *tarWriter) listWhole(name string, size int64) {
+	t.files = append(t.files, FileEntry{Path: name, Size: size, Kind: FileWhole, Base: t.own})
 }
 
 func (t *tarWriter) count(size int64) {

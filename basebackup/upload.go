@@ -1,6 +1,7 @@
 package basebackup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -134,4 +135,25 @@ func newLimiter(bytesPerSec int64) *rate.Limiter {
 	l := rate.NewLimiter(rate.Limit(bytesPerSec), int(burst))
 	l.AllowN(time.Now(), int(burst)) // start empty: the limit holds from the first byte
 	return l
+}
+
+// putObject stores data, compressed and encrypted like the partitions,
+// under key, and returns the stored size and SHA-256.
+func (u *uploader) putObject(ctx context.Context, key string, data []byte) (int64, string, error) {
+	var buf bytes.Buffer
+	sink := &hashCounter{w: &buf, h: sha256.New(), ctx: ctx, net: u.net}
+	bw, err := u.format.NewWriter(sink)
+	if err != nil {
+		return 0, "", err
+	}
+	if _, err := bw.Write(data); err != nil {
+		return 0, "", err
+	}
+	if err := bw.Close(); err != nil {
+		return 0, "", err
+	}
+	if err := u.store.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), storage.PutOptions{}); err != nil {
+		return 0, "", err
+	}
+	return sink.n, hex.EncodeToString(sink.h.Sum(nil)), nil
 }

@@ -28,6 +28,9 @@ type member struct {
 	size   int64 // size when walked, for partitioning
 	follow bool  // stat through a symlink (data directory, tablespace roots)
 	data   []byte
+	// parent is, in a delta, the parent chain's file list entry of a
+	// page-diffed relation file; nil: the file is stored whole.
+	parent *FileEntry
 }
 
 // walkResult is the whole file selection of one backup.

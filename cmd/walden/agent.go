@@ -520,6 +520,7 @@ func (b *backups) Backup(ctx context.Context, progress func(agent.Progress)) (ag
 		NetworkRateLimit: s.NetworkRateLimit,
 		Locked:           true,
 		WALTimeout:       s.BackupWALTimeout,
+		DeltaMaxSteps:    s.DeltaMaxSteps,
 		Progress: func(p basebackup.Progress) {
 			progress(agent.Progress{BytesRead: p.BytesRead, PartitionsDone: p.PartitionsDone})
 		},

@@ -14,6 +14,7 @@ var backupPushCmd = &command{
 		{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "partitions compressed and uploaded at once (default WALDEN_UPLOAD_CONCURRENCY)"},
 		{long: "--cluster-read-rate-limit", metavar: "CLUSTER_READ_RATE_LIMIT", isInt: true, help: "bytes per second read from the data directory (default WALDEN_DISK_RATE_LIMIT)"},
 		{long: "--while-offline", help: "back up a stopped cluster, positioned by pg_controldata"},
+		{long: "--full", help: "take a full backup even when WALDEN_DELTA_MAX_STEPS would make this one a delta"},
 	},
 	positionals: []string{"PG_CLUSTER_DIRECTORY"}, minPos: 1, maxPos: 1,
 	startMsg: true,
@@ -50,6 +51,8 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 		NetworkRateLimit: a.settings.NetworkRateLimit,
 		Offline:          p.flags["--while-offline"],
 		WALTimeout:       a.settings.BackupWALTimeout,
+		DeltaMaxSteps:    a.settings.DeltaMaxSteps,
+		Full:             p.flags["--full"],
 		Progress:         bar.pushProgress,
 	})
 	bar.end(err)
@@ -57,9 +60,13 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 		return err
 	}
 	secs := res.FinishTime.Sub(res.StartTime).Seconds()
+	kind := ""
+	if res.Parent != "" {
+		kind = fmt.Sprintf(" (delta of %s)", res.Parent)
+	}
 	a.log.Info(walelog.WaldenName, "base backup complete",
-		fmt.Sprintf("Backup %s: %d bytes read in %.1f s (%.1f MiB/s), %d bytes stored in %d volumes.",
-			res.Name, res.Size, secs, float64(res.Size)/(1<<20)/max(secs, 0.001), res.Stored, res.Partitions), "",
+		fmt.Sprintf("Backup %s%s: %d bytes read in %.1f s (%.1f MiB/s), %d bytes stored in %d volumes.",
+			res.Name, kind, res.Size, secs, float64(res.Size)/(1<<20)/max(secs, 0.001), res.Stored, res.Partitions), "",
 		walelog.F("backup", res.Name))
 	return nil
 }
