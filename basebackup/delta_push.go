@@ -48,7 +48,7 @@ type clusterID struct {
 // same system, major version and timeline, whose chain has fewer than
 // maxSteps deltas. Otherwise it returns nil and why the backup is full.
 // Failures to read are reasons too: a full backup is always safe.
-func chooseParent(ctx context.Context, st storage.Store, crypt blob.Crypter, maxSteps int, c clusterID) (*deltaParent, string) {
+func chooseParent(ctx context.Context, st storage.Store, crypt blob.Crypter, pgdata string, maxSteps int, c clusterID) (*deltaParent, string) {
 	bs, err := List(ctx, st)
 	if err != nil {
 		return nil, "the store could not be listed: " + oneLine(err.Error())
@@ -93,7 +93,7 @@ func chooseParent(ctx context.Context, st storage.Store, crypt blob.Crypter, max
 	}
 	sum := sha256.Sum256(raw)
 	p.sentinelSHA = hex.EncodeToString(sum[:])
-	fl, err := readFileList(ctx, st, crypt, b.Name, m.Files)
+	fl, err := readFileList(ctx, st, crypt, pgdata, b.Name, m.Files)
 	if err != nil {
 		return nil, fmt.Sprintf("the file list of newest backup %s could not be read: %s", b.Name, oneLine(err.Error()))
 	}
@@ -126,8 +126,11 @@ func readAll(ctx context.Context, st storage.Store, key string, limit int64) ([]
 	return io.ReadAll(io.LimitReader(rc, limit))
 }
 
-// readFileList reads and checks a backup's stored file list.
-func readFileList(ctx context.Context, st storage.Store, crypt blob.Crypter, name string, fi *FilesInfo) (*FileList, error) {
+// readFileList reads a backup's stored file list and checks it against
+// the sentinel. The plain list this host kept of the same stored object
+// (delta_push_cache.go) spares the decryption, which needs a secret key
+// a pushing host seldom has.
+func readFileList(ctx context.Context, st storage.Store, crypt blob.Crypter, pgdata, name string, fi *FilesInfo) (*FileList, error) {
 	key := Dir + name + "/" + fi.Name
 	raw, err := readAll(ctx, st, key, 1<<40)
 	if err != nil {
@@ -136,6 +139,9 @@ func readFileList(ctx context.Context, st storage.Store, crypt blob.Crypter, nam
 	sum := sha256.Sum256(raw)
 	if int64(len(raw)) != fi.StoredSize || hex.EncodeToString(sum[:]) != fi.SHA256 {
 		return nil, fmt.Errorf("%s does not match its size and SHA-256 in the sentinel", key)
+	}
+	if fl, ok := loadFileListCache(pgdata, fi.SHA256); ok && len(fl.Files) == fi.Count {
+		return fl, nil
 	}
 	r, err := blob.NewReader(key, bytes.NewReader(raw), crypt)
 	if err != nil {
@@ -169,7 +175,8 @@ func planDelta(ms []member, p *deltaParent) {
 // codec and encryption, and returns what the sentinel records of it.
 func (p *pusher) putFileList(ctx context.Context, files []FileEntry, blcksz int) (*FilesInfo, error) {
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	data, err := json.Marshal(FileList{FormatVersion: fileListFormat, BlockSize: blcksz, Files: files})
+	p.fileList = FileList{FormatVersion: fileListFormat, BlockSize: blcksz, Files: files}
+	data, err := json.Marshal(p.fileList)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -128,7 +129,7 @@ func TestDeltaChainUpToMaxStepsThenFull(t *testing.T) {
 	if m.FormatVersion != 2 || m.Files == nil || m.Files.Name != "walden_files.json.lz4" || m.Delta != nil {
 		t.Fatalf("full manifest: %+v", m)
 	}
-	fl, err := readFileList(context.Background(), e.st, nil, full.Name, m.Files)
+	fl, err := readFileList(context.Background(), e.st, nil, t.TempDir(), full.Name, m.Files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestDeltaChainUpToMaxStepsThenFull(t *testing.T) {
 	if d1.Stored*3 > full.Stored {
 		t.Errorf("delta stored %d bytes, full %d", d1.Stored, full.Stored)
 	}
-	fl1, err := readFileList(context.Background(), e.st, nil, d1.Name, d1.Sentinel.Walden.Files)
+	fl1, err := readFileList(context.Background(), e.st, nil, t.TempDir(), d1.Name, d1.Sentinel.Walden.Files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,5 +270,53 @@ func TestWALECompressionTakesOnlyFullsAndWarnsOnce(t *testing.T) {
 	}
 	if n := strings.Count(log, "WARNING"); n != 1 || !strings.Contains(log, "WALDEN_DELTA_MAX_STEPS is ignored: WALDEN_COMPRESSION=lzo") {
 		t.Fatalf("%d warnings:\n%s", n, log)
+	}
+}
+
+// sealOnly encrypts (an OpenPGP-looking prefix before the bytes) but cannot
+// decrypt: a host holding only the public key.
+type sealOnly struct{}
+
+type sealWriter struct{ w io.Writer }
+
+func (s sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s sealWriter) Close() error                { return nil }
+
+func (sealOnly) Encrypt(w io.Writer) (io.WriteCloser, error) {
+	if _, err := w.Write([]byte{0xC1, 0x0C, 0x03}); err != nil {
+		return nil, err
+	}
+	return sealWriter{w}, nil
+}
+
+func (sealOnly) Decrypt(io.Reader) (io.ReadCloser, error) {
+	return nil, errors.New("no secret key")
+}
+
+func TestEncryptOnlyHostBuildsDeltasFromItsKeptFileList(t *testing.T) {
+	e := newDeltaEnv(t)
+	e.format = blob.Format{Codec: codec.LZ4{}, Crypt: sealOnly{}}
+	full, _ := e.push(3, false)
+	touchPage(t, e.pgdata, "base/5/16384", 2, e.sess)
+	d, log := e.push(3, false)
+	if d.Parent != full.Name {
+		t.Fatalf("encrypt-only host took no delta: %s\n%s", d.Name, log)
+	}
+	// Without the kept list the parent's list cannot be read: full, and why.
+	path, _, err := fileListCachePath(e.pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	r, log := e.push(3, false)
+	if r.Parent != "" || !strings.Contains(log, "the file list of newest backup "+d.Name+" could not be read") {
+		t.Fatalf("no kept list: %s\n%s", r.Name, log)
+	}
+	// A kept list of another object is never used.
+	touchPage(t, e.pgdata, "base/5/16384", 3, e.sess)
+	saveFileListCache(e.pgdata, strings.Repeat("0", 64), FileList{FormatVersion: 1, BlockSize: 8192})
+	r2, log := e.push(3, false)
+	if r2.Parent != "" || !strings.Contains(log, "could not be read") {
+		t.Fatalf("a kept list of another object was used: %s\n%s", r2.Name, log)
 	}
 }

@@ -160,7 +160,7 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 		logDeltaDecision(o.Log, nil, "--full was given", o.DeltaMaxSteps)
 	default:
 		var why string
-		parent, why = chooseParent(ctx, o.Store, o.Format.Crypt, o.DeltaMaxSteps,
+		parent, why = chooseParent(ctx, o.Store, o.Format.Crypt, pgdata, o.DeltaMaxSteps,
 			clusterID{sysID: si.SysID, version: si.VersionNum, timeline: si.Timeline, startLSN: si.LSN, blockSize: blcksz})
 		logDeltaDecision(o.Log, parent, why, o.DeltaMaxSteps)
 	}
@@ -256,6 +256,7 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 		return Result{}, p.interrupted(ctx, err)
 	}
 	finished = true
+	saveFileListCache(pgdata, files.SHA256, p.fileList)
 	return res, nil
 }
 
@@ -291,6 +292,7 @@ type pusher struct {
 	blcksz    int
 	files     []FileEntry // of every partition, appended as each ends
 	filesMu   sync.Mutex
+	fileList  FileList // as stored, once the partitions are
 
 	read       atomic.Int64
 	total      int64
