@@ -149,24 +149,28 @@ change() {
 delta_pages() {
   local dir="$work/store/basebackups_005/$1/tar_partitions"
   lz4 -dc "$work/store/basebackups_005/$1/walden_files.json.lz4" > "$work/files.json"
-  for p in "$dir"/part_*.tar.lz4; do lz4 -dc "$p"; done | python3 -c '
-import json, struct, sys, tarfile
+  python3 -c '
+import json, struct, subprocess, sys, tarfile
 fl = json.load(open(sys.argv[2]))
 total_pages = sum(f["size"] // fl["block_size"] for f in fl["files"] if f["kind"] == "pages")
 changed = 0
 out = open(sys.argv[1], "wb")
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
-    for m in tf:
-        if not m.name.endswith(".walden_delta"):
-            continue
-        b = tf.extractfile(m).read()
-        assert b[:8] == b"WLDNDLT1"
-        blcksz, n, size = struct.unpack_from("<IIQ", b, 8)
-        changed += n
-        out.write(b[24 + 4 * n:])
+for part in sys.argv[3:]:
+    lz = subprocess.Popen(["lz4", "-dc", part], stdout=subprocess.PIPE)
+    with tarfile.open(fileobj=lz.stdout, mode="r|") as tf:
+        for m in tf:
+            if not m.name.endswith(".walden_delta"):
+                continue
+            b = tf.extractfile(m).read()
+            assert b[:8] == b"WLDNDLT1"
+            blcksz, n, size = struct.unpack_from("<IIQ", b, 8)
+            changed += n
+            out.write(b[24 + 4 * n:])
+    lz.stdout.read()
+    assert lz.wait() == 0
 out.close()
 print(changed, total_pages)
-' "$work/pages.bin" "$work/files.json" > "$work/pages.txt"
+' "$work/pages.bin" "$work/files.json" "$dir"/part_*.tar.lz4 > "$work/pages.txt"
   read -r pages total < "$work/pages.txt"
   share=$(echo "100 * $pages / ($total + ($total == 0))" | bc -l)
   pagesz=$(lz4 -1 -c "$work/pages.bin" | wc -c)
