@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walden-pg/walden/codec"
 	"github.com/walden-pg/walden/internal/pgtest"
 )
 
@@ -67,6 +68,49 @@ func dpDelta(t *testing.T, store, name string) (step int, parent, full string) {
 	return s.Walden.Delta.Step, s.Walden.Delta.Parent, s.Walden.Delta.Full
 }
 
+type dpEntry struct {
+	Size int64  `json:"size"`
+	Kind string `json:"kind"`
+	Base string `json:"base"`
+}
+
+// dpFileList reads a backup's walden_files.json.lz4 from the file store.
+func dpFileList(t *testing.T, store, name string) map[string]dpEntry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(store, "basebackups_005", name, "walden_files.json.lz4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := codec.ByKey("x.lz4").NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fl struct {
+		Files []struct {
+			Path string `json:"path"`
+			dpEntry
+		} `json:"files"`
+	}
+	if err := json.NewDecoder(r).Decode(&fl); err != nil {
+		t.Fatalf("file list of %s: %v", name, err)
+	}
+	out := map[string]dpEntry{}
+	for _, e := range fl.Files {
+		out[e.Path] = e.dpEntry
+	}
+	return out
+}
+
+func dpFileSize(t *testing.T, pgdata, rel string) int64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(pgdata, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 // TestDeltaPushChainsFullThenDeltasThenFull: with WALDEN_DELTA_MAX_STEPS=2
 // pushes under light pgbench load give a full backup, a delta of it, a
 // delta of that, then a full again; a delta of a small change stores a
@@ -76,6 +120,14 @@ func dpDelta(t *testing.T, store, name string) (step int, parent, full string) {
 func TestDeltaPushChainsFullThenDeltasThenFull(t *testing.T) {
 	bin := pgtest.BuildWalden(t)
 	c, envdir, store := bbArchivingCluster(t, bin, 10, map[string]string{"WALDEN_DELTA_MAX_STEPS": "2"})
+	tsdir := filepath.Join(bbScratch(t), "ts")
+	os.Mkdir(tsdir, 0o700)
+	pgtest.Chown(t, tsdir)
+	c.Psql(t, "create tablespace dpts location '"+tsdir+"'")
+	c.Psql(t, "create table in_ts tablespace dpts as select g id, repeat('x', 200) pad from generate_series(1, 20000) g")
+	c.Psql(t, "create table shrinks as select g id from generate_series(1, 200000) g")
+	tsRel := c.Psql(t, "select pg_relation_filepath('in_ts')")
+	shrinkRel := c.Psql(t, "select pg_relation_filepath('shrinks')")
 
 	full := dpPushUnderLoad(t, c, bin, envdir)
 	if full.parent != "" || strings.Contains(full.name, "_D_") {
@@ -85,6 +137,11 @@ func TestDeltaPushChainsFullThenDeltasThenFull(t *testing.T) {
 		t.Errorf("first push does not say why it is full:\n%s", bbTail(full.stderr, 2000))
 	}
 	c.Psql(t, "update pgbench_accounts set abalance = abalance + 1 where aid % 5000 = 0")
+	c.Psql(t, "update in_ts set pad = 'y' where id = 7")
+	c.Psql(t, "create table added as select g id from generate_series(1, 1000) g")
+	addedRel := c.Psql(t, "select pg_relation_filepath('added')")
+	c.Psql(t, "delete from shrinks where id > 1000")
+	c.Psql(t, "vacuum shrinks") // truncates the file
 	d1 := dpPushUnderLoad(t, c, bin, envdir)
 	if d1.parent != full.name || !strings.HasPrefix(d1.name, d1.name[:38]+"_D_") || !strings.HasSuffix(d1.name, strings.TrimPrefix(full.name, "base")) {
 		t.Fatalf("second push %s (parent %q) is not a delta of %s", d1.name, d1.parent, full.name)
@@ -95,6 +152,25 @@ func TestDeltaPushChainsFullThenDeltasThenFull(t *testing.T) {
 	t.Logf("full %d bytes stored, delta of 1 row in 5000 plus light load %d", full.stored, d1.stored)
 	if d1.stored*100 >= full.stored*30 {
 		t.Errorf("delta of a small change stores %d bytes, the full %d (want < 30%%)", d1.stored, full.stored)
+	}
+	// The delta's file list: a relation in a tablespace is page-diffed, a
+	// table created since the full is whole in the delta, a truncated one
+	// has its new size, and the sizes add up with what the cluster holds.
+	files := dpFileList(t, store, d1.name)
+	for _, w := range []struct{ path, kind, base string }{
+		{tsRel, "pages", full.name}, {addedRel, "whole", d1.name}, {shrinkRel, "pages", full.name},
+		{"global/pg_control", "whole", d1.name}, {"backup_label", "whole", d1.name},
+	} {
+		f, ok := files[w.path]
+		if !ok || f.Kind != w.kind || f.Base != w.base {
+			t.Errorf("delta file list: %s = %+v, want kind %s base %s", w.path, f, w.kind, w.base)
+		}
+	}
+	if !strings.HasPrefix(tsRel, "pg_tblspc/") {
+		t.Errorf("relation in a tablespace at %s", tsRel)
+	}
+	if f := files[shrinkRel]; f.Size != dpFileSize(t, c.Dir, shrinkRel) || f.Size >= dpFileList(t, store, full.name)[shrinkRel].Size {
+		t.Errorf("truncated relation: size %d in the delta, %d on disk, %d in the full", f.Size, dpFileSize(t, c.Dir, shrinkRel), dpFileList(t, store, full.name)[shrinkRel].Size)
 	}
 	d2 := dpPushUnderLoad(t, c, bin, envdir)
 	if step, parent, f := dpDelta(t, store, d2.name); d2.parent != d1.name || step != 2 || parent != d1.name || f != full.name {
