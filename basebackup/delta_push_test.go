@@ -162,6 +162,9 @@ func TestDeltaChainUpToMaxStepsThenFull(t *testing.T) {
 	if d1.Stored*3 > full.Stored {
 		t.Errorf("delta stored %d bytes, full %d", d1.Stored, full.Stored)
 	}
+	if d1.Read < 2*64*8192 || d1.Size >= d1.Read {
+		t.Errorf("delta read %d bytes and holds %d: every page must be read, few kept", d1.Read, d1.Size)
+	}
 	fl1, err := readFileList(context.Background(), e.st, nil, t.TempDir(), d1.Name, d1.Sentinel.Walden.Files)
 	if err != nil {
 		t.Fatal(err)

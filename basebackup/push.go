@@ -73,6 +73,7 @@ type Result struct {
 	FinishLSN  LSN
 	Sentinel   *Sentinel
 	Parent     string // a delta's parent; "" for a full backup
+	Read       int64  // bytes read from PGDATA (a delta reads every page, stores few)
 }
 
 // Push takes a base backup of o.PGData: starts a non-exclusive backup (or,
@@ -244,6 +245,7 @@ func Push(ctx context.Context, o PushOptions) (Result, error) {
 		res.Stored += in.StoredSize
 	}
 	res.Partitions = len(infos)
+	res.Read = p.read.Load()
 	res.Sentinel = p.sentinel(si, st, w.spec, infos, res, pgdata)
 	res.Sentinel.Walden.Files = files
 	key := SentinelKey(res.Name)

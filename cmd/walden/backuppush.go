@@ -60,13 +60,14 @@ func runBackupPush(ctx context.Context, a *app, p *args) error {
 		return err
 	}
 	secs := res.FinishTime.Sub(res.StartTime).Seconds()
-	kind := ""
+	kind, read := "", res.Size
 	if res.Parent != "" {
-		kind = fmt.Sprintf(" (delta of %s)", res.Parent)
+		// A delta reads every page but holds only the changed ones.
+		kind, read = fmt.Sprintf(" (delta of %s)", res.Parent), res.Read
 	}
 	a.log.Info(walelog.WaldenName, "base backup complete",
 		fmt.Sprintf("Backup %s%s: %d bytes read in %.1f s (%.1f MiB/s), %d bytes stored in %d volumes.",
-			res.Name, kind, res.Size, secs, float64(res.Size)/(1<<20)/max(secs, 0.001), res.Stored, res.Partitions), "",
+			res.Name, kind, read, secs, float64(read)/(1<<20)/max(secs, 0.001), res.Stored, res.Partitions), "",
 		walelog.F("backup", res.Name))
 	return nil
 }
