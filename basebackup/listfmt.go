@@ -102,6 +102,17 @@ func ListRows(ctx context.Context, st storage.Store, scheme, query string, detai
 		if err := bs[i].Check(ctx, st); err != nil && bs[i].Broken == "" {
 			return rows, true, err
 		}
+		if bs[i].IsDelta && bs[i].Broken == "" {
+			for j := range all {
+				if all[j].SentinelKey != bs[i].SentinelKey {
+					continue
+				}
+				if err := CheckChain(ctx, st, all, j); err != nil && all[j].Broken == "" {
+					return rows, true, err
+				}
+				bs[i].Broken = all[j].Broken
+			}
+		}
 		if bs[i].Broken != "" {
 			if broken != nil {
 				broken(bs[i].Name, bs[i].Broken)
