@@ -184,7 +184,7 @@ func (ov *overlay) writeUnranked(fh *os.File, f *ovFile, p []byte, off int64) (i
 	first := off / ov.blk // whole copies start on block boundaries
 	nb := (int64(len(p)) + ov.blk - 1) / ov.blk
 	for i := int64(0); i < nb; {
-		if false {
+		if f.rank[first+i] != 0 {
 			i++
 			continue
 		}

@@ -49,15 +49,15 @@ func mutate(r *rand.Rand, s simState, step int) simState {
 	switch step {
 	case 1:
 		n["base/5/16384"] = append(n["base/5/16384"], randBytes(r, 2*testBlk)...) // grown
-		n["base/5/16390"] = n["base/5/16390"][:2*testBlk]                          // truncated
-		delete(n, "base/5/16391")                                                  // dropped
-		n["base/5/16400"] = randBytes(r, 2*testBlk)                                // new: whole
-		n["base/5/16401"] = randBytes(r, testBlk+100)                              // not a page multiple: whole
+		n["base/5/16390"] = n["base/5/16390"][:2*testBlk]                         // truncated
+		delete(n, "base/5/16391")                                                 // dropped
+		n["base/5/16400"] = randBytes(r, 2*testBlk)                               // new: whole
+		n["base/5/16401"] = randBytes(r, testBlk+100)                             // not a page multiple: whole
 	case 2:
 		n["base/5/16390"] = append(n["base/5/16390"], randBytes(r, 3*testBlk)...) // extended again
 		n["base/5/16400"] = append(n["base/5/16400"][:testBlk], randBytes(r, testBlk)...)
 		n["base/5/16401"] = append(n["base/5/16401"][:testBlk+100], randBytes(r, testBlk-100)...) // now a page multiple, still whole (size was not)
-		n["base/5/16391"] = randBytes(r, testBlk)                                               // back under the same name: new, whole
+		n["base/5/16391"] = randBytes(r, testBlk)                                                 // back under the same name: new, whole
 	case 3:
 		n["base/5/16384.1"] = n["base/5/16384.1"][:0] // emptied segment
 		delete(n, "base/5/16400")
