@@ -270,3 +270,60 @@ func TestBrokenChainIsListedBrokenAndNeverLatest(t *testing.T) {
 		t.Fatalf("rows %q, broken %q", rows, broken)
 	}
 }
+
+func TestBackupListShowsDeltasInWALEColumnsAndTheParentWithDetail(t *testing.T) {
+	_, st, _, bs := chainFixture(t)
+	ctx := context.Background()
+	rows, ok, err := ListRows(ctx, st, "file", "", false, nil)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("rows %q", rows)
+	}
+	for _, r := range rows {
+		if len(r) != len(ListHeader) {
+			t.Fatalf("row %q has %d columns, WAL-E's %d", r, len(r), len(ListHeader))
+		}
+	}
+	seg, off, _ := StartSegment(bs[2].name)
+	want := []string{bs[2].name, "2026-01-01T03:00:00", "", seg, off, "", ""}
+	if got := rows[3]; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("delta row %q, want %q", got, want)
+	}
+	rows, _, err = ListRows(ctx, st, "file", "", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rows[0]; len(h) != len(ListHeader)+1 || h[len(h)-1] != "parent" {
+		t.Fatalf("detail header %q", h)
+	}
+	if rows[1][7] != "" || rows[2][7] != bs[0].name || rows[3][7] != bs[1].name {
+		t.Fatalf("parent column: %q %q %q", rows[1][7], rows[2][7], rows[3][7])
+	}
+	if rows[3][5] == "" || rows[3][2] == "" {
+		t.Fatalf("detail row lacks the stop and size columns: %q", rows[3])
+	}
+	rows, _, err = ListRows(ctx, st, "file", "LATEST", false, nil)
+	if err != nil || len(rows) != 2 || rows[1][0] != bs[2].name {
+		t.Fatalf("LATEST rows %q, %v", rows, err)
+	}
+}
+
+func TestRestoreChoosesTheNewestDeltaBeforeTheTargetTime(t *testing.T) {
+	_, st, _, bs := chainFixture(t)
+	// Backups finished at 01:00, 02:00 and 03:00.
+	b, err := ChooseBackup(context.Background(), st, "", Target{Time: "2026-01-01 02:30:00+00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name != bs[1].name {
+		t.Fatalf("chose %s, want the first delta %s", b.Name, bs[1].name)
+	}
+	if err := st.Delete(context.Background(), bs[0].key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChooseBackup(context.Background(), st, "", Target{Time: "2026-01-01 02:30:00+00"}); err == nil {
+		t.Fatal("chose a delta whose full backup is gone")
+	}
+}
