@@ -64,7 +64,7 @@ func Horizon(arg string) (uint64, error) {
 	}
 	return 0, &walelog.UserError{
 		Msg:    "invalid delete before argument",
-		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>) nor a WAL segment name (24 hexadecimal digits).", arg),
+		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>, or a delta backup's base_<SEGMENT>_<OFFSET>_D_<PARENT SEGMENT>_<PARENT OFFSET>) nor a WAL segment name (24 hexadecimal digits).", arg),
 	}
 }
 
