@@ -54,7 +54,7 @@ var (
 // shorter is refused: a name with a suffix is more likely a typo than a
 // horizon.
 func Horizon(arg string) (uint64, error) {
-	if exactNameRe.MatchString(arg) {
+	if exactNameRe.MatchString(arg) || IsDeltaName(arg) {
 		return nameNumber(arg), nil
 	}
 	if exactSegRe.MatchString(arg) {
@@ -64,7 +64,7 @@ func Horizon(arg string) (uint64, error) {
 	}
 	return 0, &walelog.UserError{
 		Msg:    "invalid delete before argument",
-		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>) nor a WAL segment name (24 hexadecimal digits).", arg),
+		Detail: fmt.Sprintf("%q is neither a base backup name (base_<SEGMENT>_<OFFSET>, or a delta backup's base_<SEGMENT>_<OFFSET>_D_<PARENT SEGMENT>_<PARENT OFFSET>) nor a WAL segment name (24 hexadecimal digits).", arg),
 	}
 }
 
@@ -94,7 +94,7 @@ func DeleteBefore(ctx context.Context, o DeleteOptions, arg string) error {
 	if err != nil {
 		return err
 	}
-	if exactNameRe.MatchString(arg) && !slices.ContainsFunc(bs, func(b Backup) bool { return b.Name == arg }) {
+	if (exactNameRe.MatchString(arg) || IsDeltaName(arg)) && !slices.ContainsFunc(bs, func(b Backup) bool { return b.Name == arg }) {
 		return &walelog.UserError{
 			Msg:    "no base backup named " + arg,
 			Detail: "delete before takes the name of a complete base backup in the store; nothing was deleted.",
@@ -127,9 +127,28 @@ func DeleteBefore(ctx context.Context, o DeleteOptions, arg string) error {
 			Hint:   "Name a backup (or segment) no newer than the newest complete backup; to empty the store use delete everything.",
 		}
 	}
+	// The backups that remaining deltas build on remain too.
+	h = o.keepChains(bs, h)
 	// WAL from the oldest remaining backup's start on stays (kept >= h by
 	// construction; the min guards the rule itself).
 	return o.beforeSplit(ctx, h, min(h, oldestKept))
+}
+
+// keepChains lowers the horizon h so that no backup a delta at or after h
+// builds on is deleted (and neither is the WAL it needs).
+func (o DeleteOptions) keepChains(bs []Backup, h uint64) uint64 {
+	var kept []Backup
+	for _, b := range bs {
+		if nameNumber(b.Name) >= h {
+			kept = append(kept, b)
+		}
+	}
+	if f, fb, ok := chainFloor(bs, kept); ok && f < h {
+		o.Log.Info(walelog.Base, "keeping the backups that kept delta backups build on",
+			fmt.Sprintf("Nothing older than %s is deleted: a delta backup kept needs it.", fb.Name), "")
+		return f
+	}
+	return h
 }
 
 func (o DeleteOptions) before(ctx context.Context, h uint64) error {
@@ -172,13 +191,21 @@ func (o DeleteOptions) backupSweep(ctx context.Context, h uint64) ([]candidate, 
 		parts := strings.Split(strings.TrimPrefix(obj.Key, Dir), "/")
 		switch len(parts) {
 		case 1:
-			if !sentinelRe.MatchString(parts[0]) {
+			if name, ok := strings.CutSuffix(parts[0], deltaSentinelSuffix); ok && IsDeltaName(name) {
+				if nameNumber(name) < h {
+					out = append(out, candidate{obj.Key, "a base backup sentinel file"})
+				}
+			} else if !sentinelRe.MatchString(parts[0]) {
 				o.skipWarn(obj.Key, "not to match the base-backup sentinel pattern")
 			} else if nameNumber(parts[0]) < h {
 				out = append(out, candidate{obj.Key, "a base backup sentinel file"})
 			}
 		case 2:
-			if !IsName(parts[0]) || parts[1] != "extended_version.txt" {
+			if IsName(parts[0]) && strings.HasPrefix(parts[1], FilesObject) {
+				if nameNumber(parts[0]) < h {
+					out = append(out, candidate{obj.Key, "a base backup file list"})
+				}
+			} else if !IsName(parts[0]) || parts[1] != "extended_version.txt" {
 				o.skipWarn(obj.Key, "not to match the extended-version backup pattern")
 			} else if nameNumber(parts[0]) < h {
 				out = append(out, candidate{obj.Key, "a extended version metadata file"})
@@ -257,7 +284,7 @@ func DeleteRetain(ctx context.Context, o DeleteOptions, n int) error {
 	horizon := bs[n-1]
 	o.Log.Info(walelog.Base, fmt.Sprintf("Deleting %d oldest base backups.", k-n), fmt.Sprintf("Found %d total base backups.", k),
 		"Deleting keys older than "+o.Prefix.URL(horizon.SentinelKey)+".")
-	return o.before(ctx, nameNumber(horizon.Name))
+	return o.before(ctx, o.keepChains(bs, nameNumber(horizon.Name)))
 }
 
 // DeleteEverything removes every base backup and WAL file.
@@ -308,9 +335,18 @@ func (o DeleteOptions) run(ctx context.Context, cands []candidate) error {
 	if o.DryRun || len(cands) == 0 {
 		return nil
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		return strings.HasSuffix(cands[i].key, sentinelSuffix) && !strings.HasSuffix(cands[j].key, sentinelSuffix)
-	})
+	// Delta sentinels, then full ones, then the rest: a backup stops being
+	// listed before its parts go, and a delta before what it builds on.
+	rank := func(k string) int {
+		switch {
+		case strings.HasSuffix(k, deltaSentinelSuffix):
+			return 0
+		case strings.HasSuffix(k, sentinelSuffix):
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return rank(cands[i].key) < rank(cands[j].key) })
 	var mu sync.Mutex
 	var failed []string
 	del := func(key string) {
@@ -323,7 +359,7 @@ func (o DeleteOptions) run(ctx context.Context, cands []candidate) error {
 	}
 	// Sentinels one by one and first; the rest 8 at a time.
 	i := 0
-	for ; i < len(cands) && strings.HasSuffix(cands[i].key, sentinelSuffix); i++ {
+	for ; i < len(cands) && rank(cands[i].key) < 2; i++ {
 		del(cands[i].key)
 	}
 	sem := make(chan struct{}, 8)

@@ -64,6 +64,8 @@ type partRef struct {
 	name string
 	sum  string
 	size int64
+	// member is the partition's backup's index in a delta chain.
+	member int
 }
 
 // Fetch restores a backup into o.PGData, which must not hold a cluster.
@@ -85,17 +87,34 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	if err := checkTarget(pgdata); err != nil {
 		return res, err
 	}
-	b, err := Resolve(ctx, o.Store, o.Backup)
+	bs, bi, err := resolveIn(ctx, o.Store, o.Backup)
 	if err != nil {
 		return res, err
 	}
+	b := bs[bi]
 	res.Backup = b
+	// A delta's whole chain is read and checked before anything is
+	// written: a missing or replaced parent fails here.
+	var chain *Chain
+	if b.IsDelta {
+		if chain, err = LoadChain(ctx, o.Store, o.Crypt, bs, bi, o.Concurrency); err != nil {
+			return res, err
+		}
+		b = chain.Newest()
+	}
 	if err := b.Load(ctx, o.Store); err != nil {
 		return res, err
 	}
 	res.Backup = b
 	if o.Progress != nil && b.Sentinel != nil {
-		o.Progress.SetTotal(b.Sentinel.ExpandedSizeBytes)
+		total := b.Sentinel.ExpandedSizeBytes
+		if chain != nil {
+			total = 0
+			for _, m := range chain.Members {
+				total += m.Sentinel.ExpandedSizeBytes
+			}
+		}
+		o.Progress.SetTotal(total)
 	}
 
 	uid, gid := restoreOwner(pgdata)
@@ -121,7 +140,20 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	if err := mkdirOwned(pgdata, own); err != nil {
 		return res, err
 	}
-	parts, err := partitions(ctx, o, b)
+	var parts []partRef
+	if chain == nil {
+		parts, err = partitions(ctx, o, b)
+	} else {
+		// Newest member first: its pages then need no overwriting.
+		for k := len(chain.Members) - 1; k >= 0 && err == nil; k-- {
+			var ps []partRef
+			ps, err = partitions(ctx, o, chain.Members[k])
+			for i := range ps {
+				ps[i].member = k
+			}
+			parts = append(parts, ps...)
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -143,6 +175,12 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 		return res, err
 	}
 	defer ex.Close()
+	var ov *overlay
+	if chain != nil {
+		if ov, err = newOverlay(ex, chain); err != nil {
+			return res, fmt.Errorf("backup %s cannot be restored: %v", b.Name, err)
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -156,9 +194,15 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	g.SetLimit(max(o.Concurrency, 1))
 	for _, p := range parts {
 		g.Go(func() error {
-			st, err := fetchPartition(gctx, o, ex, p)
+			var f tarx.Filter
+			name := p.name
+			if ov != nil {
+				f = ov.filter(p.member)
+				name = chain.Members[p.member].Name + "/" + p.name
+			}
+			st, err := fetchPartition(gctx, o, ex, p, f)
 			if err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
 			mu.Lock()
 			res.Files += st.Files
@@ -169,6 +213,11 @@ func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	}
 	if err := g.Wait(); err != nil {
 		return res, fetchFailed(ctx, b.Name, pgdata, err)
+	}
+	if ov != nil {
+		if err := ov.finish(); err != nil {
+			return res, fetchFailed(ctx, b.Name, pgdata, err)
+		}
 	}
 	if err := walDir(pgdata, uid, gid); err != nil {
 		return res, fetchFailed(ctx, b.Name, pgdata, err)
@@ -262,7 +311,7 @@ func partitions(ctx context.Context, o FetchOptions, b Backup) ([]partRef, error
 
 // fetchPartition streams one partition into the extractor and checks that
 // the stored bytes are the ones the backup wrote.
-func fetchPartition(ctx context.Context, o FetchOptions, ex *tarx.Extractor, p partRef) (tarx.Stats, error) {
+func fetchPartition(ctx context.Context, o FetchOptions, ex *tarx.Extractor, p partRef, f tarx.Filter) (tarx.Stats, error) {
 	o.Log.Info(fetchLogger(o.Prefix.Scheme), "beginning partition download",
 		fmt.Sprintf("The partition being downloaded is %s.", p.name),
 		fmt.Sprintf("The absolute %s is %s.", keyNoun(o.Prefix.Scheme), o.Prefix.Key(p.key)))
@@ -276,7 +325,7 @@ func fetchPartition(ctx context.Context, o FetchOptions, ex *tarx.Extractor, p p
 	if err != nil {
 		return tarx.Stats{}, err
 	}
-	st, err := ex.Extract(ctx, withProgress(br, o.Progress))
+	st, err := ex.ExtractFiltered(ctx, withProgress(br, o.Progress), f)
 	if err == nil {
 		// The tar end marker is not the end of the stream: read the rest so
 		// codec trailers, checksums and the MDC are checked too.

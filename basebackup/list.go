@@ -25,6 +25,12 @@ type Backup struct {
 	// IsDelta is true for a delta backup (DELTA.md): its sentinel has
 	// walden's own suffix, and restoring it needs its whole chain.
 	IsDelta bool
+	// sizes maps the objects in the backup's directory seen by List
+	// (relative to it, e.g. "tar_partitions/part_00000000.tar.lz4") to
+	// their stored sizes.
+	sizes map[string]int64
+	// sentinelSum is the SHA-256 of the sentinel as stored, once read.
+	sentinelSum string
 }
 
 // List returns the complete backups in storage listing order. A backup is
@@ -37,8 +43,15 @@ func List(ctx context.Context, st storage.Store) ([]Backup, error) {
 	}
 	var out []Backup
 	parts := map[string][]string{}
+	sizes := map[string]map[string]int64{}
 	for _, o := range objs {
 		rest := strings.TrimPrefix(o.Key, Dir)
+		if name, sub, ok := strings.Cut(rest, "/"); ok {
+			if sizes[name] == nil {
+				sizes[name] = map[string]int64{}
+			}
+			sizes[name][sub] = o.Size
+		}
 		if name, part, ok := strings.Cut(rest, "/tar_partitions/"); ok && !strings.Contains(part, "/") {
 			parts[name] = append(parts[name], part)
 		}
@@ -56,6 +69,7 @@ func List(ctx context.Context, st storage.Store) ([]Backup, error) {
 	}
 	for i := range out {
 		out[i].partitions, out[i].listed = parts[out[i].Name], true
+		out[i].sizes = sizes[out[i].Name]
 	}
 	return out, nil
 }
@@ -85,6 +99,7 @@ func (b *Backup) Check(ctx context.Context, st storage.Store) error {
 			return errors.New(b.Broken)
 		}
 		b.Sentinel = s
+		b.sentinelSum = sha256Hex(data)
 	}
 	if !b.listed {
 		return nil
@@ -96,6 +111,12 @@ func (b *Backup) Check(ctx context.Context, st storage.Store) error {
 	if len(have) == 0 {
 		b.Broken = "it has no partitions in the store"
 		return errors.New(b.Broken)
+	}
+	if b.IsDelta {
+		if why := b.deltaManifestProblem(); why != "" {
+			b.Broken = why
+			return errors.New(b.Broken)
+		}
 	}
 	if m := b.Sentinel.Walden; m != nil {
 		var missing []string
@@ -130,6 +151,9 @@ func LatestUsable(ctx context.Context, st storage.Store, bs []Backup) (Backup, b
 	})
 	for _, i := range order {
 		err := bs[i].Check(ctx, st)
+		if err == nil && bs[i].IsDelta {
+			err = CheckChain(ctx, st, bs, i)
+		}
 		if err == nil {
 			return bs[i], true, nil
 		}
@@ -194,38 +218,57 @@ func (b *Backup) Load(ctx context.Context, st storage.Store) error {
 		return fmt.Errorf("%s: %w", b.Name, err)
 	}
 	b.Sentinel = s
+	b.sentinelSum = sha256Hex(data)
 	return nil
 }
 
 // Resolve finds the one backup that name (a backup name or LATEST) means,
 // with WAL-E's errors when there is none or more than one.
 func Resolve(ctx context.Context, st storage.Store, name string) (Backup, error) {
-	bs, err := List(ctx, st)
+	bs, i, err := resolveIn(ctx, st, name)
 	if err != nil {
 		return Backup{}, err
 	}
-	var found []Backup
+	return bs[i], nil
+}
+
+// resolveIn is Resolve returning the whole listing and the index of the
+// backup in it (a delta's chain is found in the listing).
+func resolveIn(ctx context.Context, st storage.Store, name string) ([]Backup, int, error) {
+	bs, err := List(ctx, st)
+	if err != nil {
+		return nil, 0, err
+	}
+	var found []int
 	if name == "LATEST" {
 		b, ok, err := LatestUsable(ctx, st, bs)
 		if err != nil {
-			return Backup{}, err
+			return nil, 0, err
 		}
 		if ok {
-			found = []Backup{b}
+			for i := range bs {
+				if bs[i].SentinelKey == b.SentinelKey {
+					found = []int{i}
+				}
+			}
 		}
-	} else {
-		found, _ = Query(bs, name)
+	} else if IsName(name) {
+		for i := range bs {
+			if bs[i].Name == name {
+				found = append(found, i)
+			}
+		}
 	}
 	switch len(found) {
 	case 0:
-		return Backup{}, &walelog.UserError{
+		return nil, 0, &walelog.UserError{
 			Msg:    "no backups found for fetching",
 			Detail: fmt.Sprintf("No backup matching the query %s was able to be located.", name),
 		}
 	case 1:
-		return found[0], nil
+		return bs, found[0], nil
 	}
-	return Backup{}, &walelog.UserError{
+	return nil, 0, &walelog.UserError{
 		Msg:    "more than one backup found for fetching",
 		Detail: fmt.Sprintf("More than one backup matching the query %s was able to be located.", name),
 		Hint:   `To list qualifying backups, try "wal-e backup-list QUERY".`,

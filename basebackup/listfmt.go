@@ -98,9 +98,24 @@ func ListRows(ctx context.Context, st storage.Store, scheme, query string, detai
 			return rows, false, nil
 		}
 	}
+	var parents []string
+	hasDelta := false
 	for i := range bs {
+		parents = append(parents, "")
+		hasDelta = hasDelta || bs[i].IsDelta
 		if err := bs[i].Check(ctx, st); err != nil && bs[i].Broken == "" {
 			return rows, true, err
+		}
+		if bs[i].IsDelta && bs[i].Broken == "" {
+			for j := range all {
+				if all[j].SentinelKey != bs[i].SentinelKey {
+					continue
+				}
+				if err := CheckChain(ctx, st, all, j); err != nil && all[j].Broken == "" {
+					return rows, true, err
+				}
+				bs[i].Broken = all[j].Broken
+			}
 		}
 		if bs[i].Broken != "" {
 			if broken != nil {
@@ -115,7 +130,19 @@ func ListRows(ctx context.Context, st storage.Store, scheme, query string, detai
 		if !detail {
 			b.Sentinel = nil // WAL-E filled these columns only with --detail
 		}
+		if m := bs[i].Sentinel.Walden; m != nil && m.Delta != nil {
+			parents[len(rows)-1] = m.Delta.Parent
+		}
 		rows = append(rows, Row(scheme, b))
+	}
+	// With --detail, a store holding deltas gets one more column, after
+	// WAL-E's: the backup a delta builds on. Without deltas, and without
+	// --detail, the output is WAL-E's.
+	if detail && hasDelta {
+		rows[0] = append(append([]string(nil), rows[0]...), "parent")
+		for i := 1; i < len(rows); i++ {
+			rows[i] = append(rows[i], parents[i-1])
+		}
 	}
 	return rows, true, nil
 }

@@ -83,10 +83,13 @@ func (o DeleteOptions) reclaim(ctx context.Context, h uint64) error {
 			if sentinelRe.MatchString(rest) {
 				complete[rest[:nameLen]] = true
 			}
+			if name, ok := strings.CutSuffix(rest, deltaSentinelSuffix); ok && IsDeltaName(name) {
+				complete[name] = true
+			}
 			continue
 		}
 		name, _, _ := strings.Cut(rest, "/")
-		if !IsName(name) || len(name) != nameLen {
+		if !(IsName(name) && len(name) == nameLen) && !IsDeltaName(name) {
 			continue
 		}
 		keys[name] = append(keys[name], obj.Key)

@@ -106,6 +106,9 @@ func ChooseBackup(ctx context.Context, st storage.Store, name string, t Target) 
 		if bs[i].Check(ctx, st) != nil && bs[i].Broken != "" {
 			continue
 		}
+		if bs[i].IsDelta && CheckChain(ctx, st, bs, i) != nil && bs[i].Broken != "" {
+			continue // a delta whose chain is broken cannot be restored
+		}
 		b := bs[i]
 		if !when.IsZero() && !BackupTime(b).Before(when) {
 			continue

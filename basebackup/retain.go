@@ -3,6 +3,7 @@ package basebackup
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -46,21 +47,36 @@ func Retain(ctx context.Context, o DeleteOptions, p RetainPolicy) (RetainResult,
 	h := nameNumber(kept[0].Name)
 	oldest := kept[0]
 	for _, b := range kept {
-		res.Kept = append(res.Kept, b.Name)
 		if n := nameNumber(b.Name); n < h {
 			h, oldest = n, b
 		}
 	}
-	res.Horizon = oldest.Name
+	// A kept delta needs its whole chain: the backups it builds on stay,
+	// and so does the WAL from the oldest of them on, so that every kept
+	// backup is restorable by itself.
+	if f, fb, ok := chainFloor(bs, kept); ok && f < h {
+		h, oldest = f, fb
+		o.Log.Info(walelog.Base, "keeping the backups that kept delta backups build on",
+			fmt.Sprintf("The oldest of them is %s.", fb.Name), "")
+	}
+	for _, b := range kept {
+		res.Kept = append(res.Kept, b.Name)
+	}
 	for _, b := range bs {
 		if nameNumber(b.Name) < h {
 			res.Deleted = append(res.Deleted, b.Name)
+		} else if !slices.Contains(res.Kept, b.Name) {
+			res.Kept = append(res.Kept, b.Name) // an ancestor of a kept delta
 		}
 	}
+	res.Horizon = oldest.Name
 	o.Log.Info(walelog.Base, fmt.Sprintf("Retaining %d of %d base backups.", len(res.Kept), len(bs)),
 		fmt.Sprintf("Policy: %s.", p), "Deleting keys older than "+o.Prefix.URL(oldest.SentinelKey)+".")
 	walH := h
-	for _, b := range kept {
+	for _, b := range bs {
+		if nameNumber(b.Name) < h {
+			continue
+		}
 		if unreliableName(ctx, o, b) {
 			// The name of a WAL-E --while-offline backup is not its start
 			// position (it can be far too high), so no WAL is safe to
@@ -119,6 +135,46 @@ func keepSet(ctx context.Context, o DeleteOptions, bs []Backup, p RetainPolicy) 
 		}
 	}
 	return out
+}
+
+// chainFloor follows the parent links of the kept deltas, by name (a
+// delta's name carries its parent's start, so no sentinel need be read),
+// and returns the start number of the oldest backup they need, with that
+// backup (or, if it is missing, the oldest kept one).
+func chainFloor(bs, kept []Backup) (uint64, Backup, bool) {
+	byStart := map[string][]Backup{}
+	for _, b := range bs {
+		byStart[b.Name[:nameLen]] = append(byStart[b.Name[:nameLen]], b)
+	}
+	var floor uint64
+	var fb Backup
+	found := false
+	for _, b := range kept {
+		seen := map[string]bool{}
+		cur := []Backup{b}
+		for len(cur) > 0 {
+			var next []Backup
+			for _, c := range cur {
+				_, ps, ok := ParseDeltaName(c.Name)
+				if !ok || seen[ps] {
+					continue
+				}
+				seen[ps] = true
+				n := nameNumber(ps)
+				cands := byStart[ps]
+				if !found || n < floor {
+					floor, found = n, true
+					fb = c
+					if len(cands) > 0 {
+						fb = cands[0]
+					}
+				}
+				next = append(next, cands...)
+			}
+			cur = next
+		}
+	}
+	return floor, fb, found
 }
 
 // BackupTime is when a backup finished: the sentinel's FinishTime when it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,10 @@ type BackupReport struct {
 	Problems       []Problem `json:"problems"`
 	Note           string    `json:"note,omitempty"`
 
+	// Chain lists, for a delta, the backups it builds on, the full one
+	// first; their partitions count in FilesOK.
+	Chain []string `json:"chain,omitempty"`
+
 	// TimelinePath lists the timelines recovery follows, oldest first.
 	TimelinePath []uint32 `json:"timeline_path"`
 }
@@ -83,7 +88,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		} else if r.Quick {
 			files = "files present (quick: not read)"
 		}
-		fmt.Fprintf(w, "%s (%s, timeline %d, WAL %s..%s): %s; ", b.Name, b.Source, b.Timeline, orQ(b.StartSegment), orQ(b.StopSegment), files)
+		src := b.Source
+		if len(b.Chain) > 0 {
+			src += ", delta of " + strings.Join(b.Chain, " + ")
+		}
+		fmt.Fprintf(w, "%s (%s, timeline %d, WAL %s..%s): %s; ", b.Name, src, b.Timeline, orQ(b.StartSegment), orQ(b.StopSegment), files)
 		switch {
 		case b.StartSegment == "":
 			fmt.Fprint(w, "WAL not checked")

@@ -137,6 +137,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	g.SetLimit(o.Concurrency)
 	var jobs []partJob
 	partRes := map[*facts][]partResult{}
+	var all []basebackup.Backup // the listing a delta's chain is found in
+	var chainBytes int64
 	for i := range bs {
 		b := &bs[i]
 		f := &facts{rep: &BackupReport{Name: b.Name, FilesOK: true, Gaps: []Gap{}, Problems: []Problem{}}}
@@ -147,16 +149,36 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			continue
 		}
 		jobs = append(jobs, planBackup(ctx, o, *b, f, &probs)...)
+		if b.IsDelta {
+			if all == nil {
+				if all, err = basebackup.List(ctx, o.Store); err != nil {
+					return nil, err
+				}
+			}
+			cj, n := planChain(ctx, o, all, *b, f, &probs)
+			jobs = append(jobs, cj...)
+			chainBytes += n
+		}
 	}
-	results := make([]partResult, len(jobs))
+	// A partition several selected chains share is read once.
+	byKey := map[string]int{}
+	var uniq []partJob
+	for _, j := range jobs {
+		if _, ok := byKey[j.key]; !ok {
+			byKey[j.key] = len(uniq)
+			uniq = append(uniq, j)
+		}
+	}
+	results := make([]partResult, len(uniq))
 	var planned int64
 	if o.Progress != nil {
 		for _, f := range fs {
 			planned += f.rep.StoredBytes
 		}
+		planned += chainBytes
 		o.Progress.SetTotal(planned)
 	}
-	for i, j := range jobs {
+	for i, j := range uniq {
 		g.Go(func() error {
 			results[i] = j.run()
 			results[i].key = j.key
@@ -167,8 +189,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	for i, j := range jobs {
-		partRes[j.f] = append(partRes[j.f], results[i])
+	for _, j := range jobs {
+		partRes[j.f] = append(partRes[j.f], results[byKey[j.key]])
 	}
 	for i := range bs {
 		finishBackup(ctx, o, bs[i], fs[i], partRes[fs[i]], inv, &probs)
@@ -407,6 +429,42 @@ func planBackup(ctx context.Context, o Options, b basebackup.Backup, f *facts, p
 		f.major = majorOf(string(v))
 	}
 	return jobs
+}
+
+// planChain checks a delta's chain as a restore would before writing
+// anything (sentinels, parent hashes, file lists, partitions listed), and
+// returns the reads of its ancestors' partitions, judged as the delta's
+// own: a delta is only as good as every member of its chain.
+func planChain(ctx context.Context, o Options, all []basebackup.Backup, b basebackup.Backup, f *facts, probs *problems) ([]partJob, int64) {
+	idx := -1
+	for i := range all {
+		if all[i].SentinelKey == b.SentinelKey {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		f.rep.FilesOK = false
+		f.rep.Problems = append(f.rep.Problems, probs.add(b.SentinelKey, "delta %s is no longer listed", b.Name))
+		return nil, 0
+	}
+	c, err := basebackup.LoadChain(ctx, o.Store, o.Crypt, all, idx, o.Concurrency)
+	if err != nil {
+		f.rep.FilesOK = false
+		f.rep.Problems = append(f.rep.Problems, probs.add(b.SentinelKey, "%v", err))
+		return nil, 0
+	}
+	var jobs []partJob
+	var n int64
+	for _, m := range c.Members[:len(c.Members)-1] {
+		f.rep.Chain = append(f.rep.Chain, m.Name)
+		ff := &facts{rep: &BackupReport{}}
+		for _, j := range planBackup(ctx, o, m, ff, probs) {
+			j.f = f
+			jobs = append(jobs, j)
+		}
+		n += ff.rep.StoredBytes
+	}
+	return jobs, n
 }
 
 // finishBackup turns partition results into problems and settles where

@@ -155,6 +155,23 @@ func (e *Extractor) locate(rel string) (*os.Root, string) {
 // Extract writes every member of one tar stream. Hard links whose target is
 // not there yet are kept for Finish (it may come in another partition).
 func (e *Extractor) Extract(ctx context.Context, r io.Reader) (Stats, error) {
+	return e.ExtractFiltered(ctx, r, Filter{})
+}
+
+// Filter changes what one ExtractFiltered call writes (a stream of an
+// older member of a delta chain contributes only some files' contents).
+type Filter struct {
+	// FilesOnly skips directories, symbolic links and hard links.
+	FilesOnly bool
+	// File, if set, sees every regular-file member first, with its
+	// cleaned name; handled reports that it consumed or skipped the
+	// member, n the bytes it wrote. Otherwise the member is extracted as
+	// usual.
+	File func(rel string, hdr *tar.Header, r io.Reader) (handled bool, n int64, err error)
+}
+
+// ExtractFiltered is Extract with a Filter.
+func (e *Extractor) ExtractFiltered(ctx context.Context, r io.Reader, f Filter) (Stats, error) {
 	var st Stats
 	tr := tar.NewReader(ctxio.Reader(ctx, r))
 	for {
@@ -165,10 +182,84 @@ func (e *Extractor) Extract(ctx context.Context, r io.Reader) (Stats, error) {
 		if err != nil && !errors.Is(err, tar.ErrInsecurePath) {
 			return st, err
 		}
+		if f.FilesOnly || f.File != nil {
+			handled, err := e.filtered(tr, hdr, f, &st)
+			if err != nil {
+				return st, err
+			}
+			if handled {
+				continue
+			}
+		}
 		if err := e.member(ctx, tr, hdr, &st); err != nil {
 			return st, err
 		}
 	}
+}
+
+func (e *Extractor) filtered(tr *tar.Reader, hdr *tar.Header, f Filter, st *Stats) (bool, error) {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		if f.File == nil {
+			return false, nil
+		}
+		rel, err := Clean(hdr.Name)
+		if err != nil {
+			return false, err
+		}
+		if rel == "." {
+			return false, nil // member refuses it
+		}
+		handled, n, err := f.File(rel, hdr, tr)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", hdr.Name, err)
+		}
+		if handled && n > 0 {
+			st.Files++
+			st.Bytes += n
+		}
+		return handled, nil
+	default:
+		if f.FilesOnly {
+			st.Skipped++
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// OpenInPlace opens rel (a cleaned member name) for writing at offsets,
+// creating it and its parent directories when missing, owned as the
+// extraction's other files. Unlike a member's extraction it never
+// replaces an existing file: several streams write parts of it.
+func (e *Extractor) OpenInPlace(rel string) (*os.File, error) {
+	root, name := e.locate(rel)
+	if dir := path.Dir(name); dir != "." {
+		if err := e.mkdirAll(root, dir); err != nil {
+			return nil, err
+		}
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if e.o.UID >= 0 {
+		if err := f.Chown(e.o.UID, e.o.GID); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// Kept reports whether rel is a member Keep protects and already exists.
+func (e *Extractor) Kept(rel string) bool {
+	if e.o.Keep == nil || !e.o.Keep(rel) {
+		return false
+	}
+	root, name := e.locate(rel)
+	_, err := root.Lstat(name)
+	return err == nil
 }
 
 func (e *Extractor) member(ctx context.Context, tr *tar.Reader, hdr *tar.Header, st *Stats) error {
