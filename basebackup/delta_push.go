@@ -1,7 +1,6 @@
 package basebackup
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -93,7 +92,8 @@ func chooseParent(ctx context.Context, st storage.Store, crypt blob.Crypter, pgd
 	}
 	sum := sha256.Sum256(raw)
 	p.sentinelSHA = hex.EncodeToString(sum[:])
-	fl, err := readFileList(ctx, st, crypt, pgdata, b.Name, m.Files)
+	b.Sentinel = s
+	fl, err := readParentFileList(ctx, st, crypt, pgdata, b)
 	if err != nil {
 		return nil, fmt.Sprintf("the file list of newest backup %s could not be read: %s", b.Name, oneLine(err.Error()))
 	}
@@ -126,36 +126,25 @@ func readAll(ctx context.Context, st storage.Store, key string, limit int64) ([]
 	return io.ReadAll(io.LimitReader(rc, limit))
 }
 
-// readFileList reads a backup's stored file list and checks it against
-// the sentinel. The plain list this host kept of the same stored object
-// (delta_push_cache.go) spares the decryption, which needs a secret key
-// a pushing host seldom has.
-func readFileList(ctx context.Context, st storage.Store, crypt blob.Crypter, pgdata, name string, fi *FilesInfo) (*FileList, error) {
-	key := Dir + name + "/" + fi.Name
-	raw, err := readAll(ctx, st, key, 1<<40)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(raw)
-	if int64(len(raw)) != fi.StoredSize || hex.EncodeToString(sum[:]) != fi.SHA256 {
-		return nil, fmt.Errorf("%s does not match its size and SHA-256 in the sentinel", key)
-	}
+// readParentFileList reads the parent's file list. The plain list this
+// host kept of the same stored object (delta_push_cache.go) spares the
+// decryption, which needs a secret key a pushing host seldom has; it is
+// used only while the stored object is still the one the sentinel records.
+func readParentFileList(ctx context.Context, st storage.Store, crypt blob.Crypter, pgdata string, b Backup) (*FileList, error) {
+	fi := b.Sentinel.Walden.Files
 	if fl, ok := loadFileListCache(pgdata, fi.SHA256); ok && len(fl.Files) == fi.Count {
+		key := Dir + b.Name + "/" + fi.Name
+		raw, err := readAll(ctx, st, key, fi.StoredSize+1)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(raw)
+		if int64(len(raw)) != fi.StoredSize || hex.EncodeToString(sum[:]) != fi.SHA256 {
+			return nil, fmt.Errorf("%s does not match its size and SHA-256 in the sentinel", key)
+		}
 		return fl, nil
 	}
-	r, err := blob.NewReader(key, bytes.NewReader(raw), crypt)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var fl FileList
-	if err := json.NewDecoder(r).Decode(&fl); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if len(fl.Files) != fi.Count || fl.BlockSize <= 0 {
-		return nil, fmt.Errorf("%s holds %d files, its sentinel says %d", key, len(fl.Files), fi.Count)
-	}
-	return &fl, nil
+	return readFileList(ctx, st, crypt, b)
 }
 
 // planDelta marks the walked relation files the parent holds to be

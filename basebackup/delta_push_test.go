@@ -129,7 +129,7 @@ func TestDeltaChainUpToMaxStepsThenFull(t *testing.T) {
 	if m.FormatVersion != 2 || m.Files == nil || m.Files.Name != "walden_files.json.lz4" || m.Delta != nil {
 		t.Fatalf("full manifest: %+v", m)
 	}
-	fl, err := readFileList(context.Background(), e.st, nil, t.TempDir(), full.Name, m.Files)
+	fl, err := readFileList(context.Background(), e.st, nil, Backup{Name: full.Name, Sentinel: full.Sentinel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDeltaChainUpToMaxStepsThenFull(t *testing.T) {
 	if d1.Read < 2*64*8192 || d1.Size >= d1.Read {
 		t.Errorf("delta read %d bytes and holds %d: every page must be read, few kept", d1.Read, d1.Size)
 	}
-	fl1, err := readFileList(context.Background(), e.st, nil, t.TempDir(), d1.Name, d1.Sentinel.Walden.Files)
+	fl1, err := readFileList(context.Background(), e.st, nil, Backup{Name: d1.Name, Sentinel: d1.Sentinel})
 	if err != nil {
 		t.Fatal(err)
 	}
