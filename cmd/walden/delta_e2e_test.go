@@ -233,14 +233,16 @@ func TestDeltaWithAMissingOrCorruptParentFailsBeforeAnythingStartable(t *testing
 	bbArchiveAll(t, c)
 
 	sentinel := filepath.Join(store, basebackup.SentinelKey(full))
-	aside := sentinel + ".aside"
+	// Out of the store: a name that merely starts like a sentinel still
+	// lists as one, as in WAL-E.
+	aside := filepath.Join(t.TempDir(), "sentinel")
 	if err := os.Rename(sentinel, aside); err != nil {
 		t.Fatal(err)
 	}
 	target := bbRestoreTarget(t)
 	r := bbWalden(t, bin, envdir, nil, "backup-fetch", target.Dir, delta)
 	if r.code == 0 {
-		t.Fatal("backup-fetch of a delta without its full backup succeeded")
+		t.Fatalf("backup-fetch of a delta without its full backup succeeded:\n%s\n%s", r.stdout, bbTail(r.stderr, 3000))
 	}
 	bbOneError(t, r, full)
 	if _, err := os.Stat(filepath.Join(target.Dir, "PG_VERSION")); err == nil {
