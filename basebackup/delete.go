@@ -178,6 +178,12 @@ func (o DeleteOptions) backupSweep(ctx context.Context, h uint64) ([]candidate, 
 				out = append(out, candidate{obj.Key, "a base backup sentinel file"})
 			}
 		case 2:
+			if IsName(parts[0]) && strings.HasPrefix(parts[1], FilesObject) {
+				if nameNumber(parts[0]) < h {
+					out = append(out, candidate{obj.Key, "a base backup file list"})
+				}
+				continue
+			}
 			if !IsName(parts[0]) || parts[1] != "extended_version.txt" {
 				o.skipWarn(obj.Key, "not to match the extended-version backup pattern")
 			} else if nameNumber(parts[0]) < h {
