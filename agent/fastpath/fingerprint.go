@@ -22,14 +22,18 @@ import (
 // so that an agent left running across an upgrade is not used.
 //
 // Agent-only settings (schedule, retention, listen addresses, PGDATA, log
-// file, base backup tuning), per-run concurrency and --terse (sent with
-// the request) are left out, so they never force the slow path.
+// file, base backup tuning), per-run concurrency, and --terse and the log
+// destinations, facility and format (sent with the request) are left out,
+// so they never force the slow path.
 func Fingerprint(s *config.Settings) string {
 	c := *s
 	c.Terse = false
 	c.BackupSchedule, c.Retain, c.MetricsListen, c.PGData, c.SocketPath, c.LogFile = "", config.Retention{}, "", "", "", ""
 	c.PartitionSize, c.DiskRateLimit = 0, 0
 	c.UploadConcurrency, c.DownloadConcurrency = 0, 0
+	// Sent with the request (LogShape): the agent's own logging (stderr
+	// only under systemd) must not refuse archive_command's.
+	c.LogDestinations, c.SyslogFacility, c.LogFormat = nil, "", ""
 	b, err := json.Marshal(c)
 	if err != nil {
 		// Settings are plain data; should it ever fail, never match.

@@ -34,6 +34,7 @@ func HandOff(ctx context.Context, s *config.Settings, req *Request, stdout, stde
 		return false, 0, nil
 	}
 	req.Fingerprint = Fingerprint(s)
+	req.Log = LogShapeOf(s)
 	req.Cwd = cwd
 	req.Pid = os.Getpid()
 	status, err = Do(ctx, s.SocketPath, req, stdout, stderr)

@@ -331,15 +331,18 @@ func counter(t *testing.T, addr, name string) float64 {
 // prove the agent served both), for a segment push-ahead already stored
 // (push-ahead left at its default) and for a failing push, and must fall
 // through to the full program when the configuration names no agent.
+// The agent logs elsewhere than archive_command would, as under systemd.
 func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	l := installed(t)
 	c := pgtest.New(t, pgtest.Options{})
 	store := c.MkDir(t, "store")
 	env := filepath.Join(c.Base, "env")
 	addr := freeAddr(t)
+	// As under the package's unit: the agent logs to stderr only
+	// (WALE_LOG_DESTINATION=stderr in its environment), archive_command
+	// with WAL-E's default, stderr and syslog.
 	vars := map[string]string{
 		"WALE_FILE_PREFIX":       "file://localhost" + store,
-		"WALE_LOG_DESTINATION":   "stderr",
 		"WALDEN_METRICS_LISTEN":  addr,
 		"WALDEN_SOCKET":          filepath.Join(c.MkDir(t, "run"), "agent.sock"),
 		"WALDEN_LOCK_DIR":        c.MkDir(t, "lock"),
@@ -355,7 +358,7 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	}
 	defer agentLog.Close()
 	agentErr := func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }
-	ag := pgtest.Command(t, nil, "", l.core, "--envdir", env, "agent", "--pgdata", c.Dir)
+	ag := pgtest.Command(t, []string{"WALE_LOG_DESTINATION=stderr"}, "", l.core, "--envdir", env, "agent", "--pgdata", c.Dir)
 	ag.Stderr = agentLog
 	if err := ag.Start(); err != nil {
 		t.Fatal(err)

@@ -82,10 +82,14 @@ func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, st
 			return fastpath.Reply{}, fmt.Errorf("relative path %q from %s, not the agent's directory", p, req.Cwd)
 		}
 	}
+	if req.Log == nil {
+		return fastpath.Reply{}, fmt.Errorf("request without the client's logging")
+	}
 	cur := w.current()
 	s := *cur
 	s.SocketPath = "" // nothing here may hand the work back to us
 	s.Terse = req.Terse
+	req.Log.Apply(&s) // log where the client would have
 	a := &app{prog: req.Prog, walE: req.Prog == "wal-e", stdout: stdout, stderr: stderr,
 		globalArgs: req.GlobalArgs, flags: config.Flags{Terse: req.Terse}, settings: &s}
 	// As newLogger, plus the client's pid.
