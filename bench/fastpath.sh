@@ -13,13 +13,15 @@
 # make SEGMENTS .ready segments; the agent stores them ahead. Then every
 # segment is pushed ROUNDS times, one process per call as PostgreSQL's
 # archiver runs archive_command, alternating front and full program, as
-# postgres from PGDATA with a relative path. Each call's wall time is taken
-# around the process (bash $EPOCHREALTIME), so it includes fork and exec.
+# postgres from PGDATA with a relative path. Per call: wall time around
+# fork, exec and wait, and the process's own CPU time and maximum RSS
+# (wait4), which stay meaningful when other work shares the machine; and
+# /bin/true the same way, the floor of any process on this machine then.
 #
-# Also: `walden version` (the front execs the full program for it) against
-# the full program directly, wall time and maximum RSS (/usr/bin/time -f %M).
-# WALDEN_BEFORE=/path/to/an/older/walden adds its `version` rows for a
-# before/after comparison of the full program's start-up.
+# Also `walden version` through the front (which execs the full program for
+# it) and the full program directly: the front's cost when it falls
+# through. WALDEN_BEFORE=/path/to/an/older/walden adds its `version` row,
+# for a before/after comparison of the full program's start-up.
 set -euo pipefail
 
 n=${1:-32}
@@ -95,59 +97,76 @@ done
 metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 served0=$(metric walden_wal_pushed_total)
 
-# stats: milliseconds, one per line -> "p50 p99 mean" (nearest rank).
-stats() { sort -g | awk '{a[NR]=$1; s+=$1} END {p50=a[int(NR*0.5+0.999999)]; p99=a[int(NR*0.99+0.999999)]; printf "p50 %.2f ms, p99 %.2f ms, mean %.2f ms (%d calls)", p50, p99, s/NR, NR}'; }
+# calltime.py OUT ROUNDS -- NAME PROGRAM ARGS... [-- NAME PROGRAM ARGS...]:
+# runs the commands in turn, ROUNDS times, one process each, and writes
+# "name wall_ms cpu_ms maxrss_kib" per call. Wall time is taken around
+# fork, exec and wait; CPU time and RSS are the child's own (wait4), which
+# stay meaningful when other work shares the machine. "{}" in ARGS is
+# replaced by each of the words of $SEGS in turn.
+cat >"$work/calltime.py" <<'PY'
+import os, sys, time
+out, rounds, rest = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
+cmds, cur = [], []
+for a in rest + ["--"]:
+    if a == "--":
+        cmds.append(cur); cur = []
+    else:
+        cur.append(a)
+items = os.environ.get("SEGS", "").split() or [None]
+devnull = os.open(os.devnull, os.O_WRONLY)
+with open(out, "w") as f:
+    for _ in range(rounds):
+        for item in items:
+            for name, prog, *args in cmds:
+                argv = [prog] + [item if x == "{}" else x for x in args]
+                t0 = time.perf_counter()
+                pid = os.fork()
+                if pid == 0:
+                    os.dup2(devnull, 1)
+                    os.execv(prog, argv)
+                _, status, ru = os.wait4(pid, 0)
+                t1 = time.perf_counter()
+                if os.waitstatus_to_exitcode(status) != 0:
+                    sys.exit("%s exited %d" % (" ".join(argv), os.waitstatus_to_exitcode(status)))
+                f.write("%s %.3f %.3f %d\n" % (name, (t1 - t0) * 1e3, (ru.ru_utime + ru.ru_stime) * 1e3, ru.ru_maxrss))
+PY
+# stats NAME FILE: "wall p50/p99, CPU p50/p99, max RSS" (nearest rank).
+stats() {
+	awk -v n="$1" '$1 == n' "$2" | python3 -c '
+import sys, math
+rows = [l.split() for l in sys.stdin]
+def pct(col, p):
+    v = sorted(float(r[col]) for r in rows)
+    return v[max(0, math.ceil(p * len(v)) - 1)]
+print("wall p50 %.2f ms, p99 %.2f ms; CPU p50 %.2f ms, p99 %.2f ms; max RSS %d KiB (%d calls)" % (
+    pct(1, .5), pct(1, .99), pct(2, .5), pct(2, .99), max(int(r[3]) for r in rows), len(rows)))'
+}
 
-# Timed as postgres in one shell, so that setpriv is not in the figures.
-cat >"$work/time-push.sh" <<'SH'
-# time-push.sh OUT_FRONT OUT_FULL FRONT FULL ENVDIR ROUNDS SEG...
-out_front=$1 out_full=$2 front=$3 full=$4 env=$5 rounds=$6
-shift 6
-for r in $(seq 1 "$rounds"); do
-	for s in "$@"; do
-		t0=$EPOCHREALTIME; "$front" --envdir "$env" wal-push "pg_wal/$s" || exit 1; t1=$EPOCHREALTIME
-		echo "$t0 $t1" >>"$out_front"
-		t0=$EPOCHREALTIME; "$full" --envdir "$env" wal-push "pg_wal/$s" || exit 1; t1=$EPOCHREALTIME
-		echo "$t0 $t1" >>"$out_full"
-	done
-done
-SH
-cat >"$work/time-cmd.sh" <<'SH'
-# time-cmd.sh OUT CALLS PROGRAM ARGS...
-out=$1 calls=$2
-shift 2
-for _ in $(seq 1 "$calls"); do
-	t0=$EPOCHREALTIME; "$@" >/dev/null || exit 1; t1=$EPOCHREALTIME
-	echo "$t0 $t1" >>"$out"
-done
-SH
-chmod 755 "$work/time-push.sh" "$work/time-cmd.sh"
-ms() { awk '{printf "%.3f\n", ($2 - $1) * 1000}' "$1"; }
-
-echo "timing: $n segments x $rounds rounds, front and full program alternating"
-(cd "$work/data" && as_pg bash "$work/time-push.sh" "$work/out/t-front" "$work/out/t-full" "$front" "$full" "$env_" "$rounds" $segs)
+echo "timing: $n segments x $rounds rounds, front and full program alternating (load average $(cut -d' ' -f1 /proc/loadavg))"
+(cd "$work/data" && as_pg env SEGS="$(echo $segs | sed 's/\([0-9A-F]\{24\}\)/pg_wal\/\1/g')" /usr/bin/python3 "$work/calltime.py" "$work/out/push" "$rounds" -- \
+	front "$front" --envdir "$env_" wal-push "{}" -- full "$full" --envdir "$env_" wal-push "{}" -- true /bin/true)
 served=$(metric walden_wal_pushed_total)
 want=$((served0 + 2 * n * rounds))
 if [ "$served" != "$want" ]; then
 	echo "the agent served $((served - served0)) of $((2 * n * rounds)) calls; the figures would not compare the two paths" >&2
 	exit 1
 fi
-
-for prog in "$front" "$full"; do
-	as_pg bash "$work/time-cmd.sh" "$work/out/v-$(basename "$(dirname "$prog")")" "$calls" "$prog" version
-done
-rss() { as_pg /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-rss_push() { (cd "$work/data" && as_pg /usr/bin/time -f %M "$1" --envdir "$env_" wal-push "pg_wal/$(echo "$segs" | head -1)" 2>&1 >/dev/null | tail -1); }
+before=()
+if [ -n "${WALDEN_BEFORE:-}" ]; then
+	cp "$WALDEN_BEFORE" "$work/before" && chmod 755 "$work/before"
+	before=(-- before "$work/before" version)
+fi
+as_pg /usr/bin/python3 "$work/calltime.py" "$work/out/version" "$calls" -- front "$front" version -- full "$full" version "${before[@]}"
 
 echo
 printf 'wal-push of a segment the agent holds (%s, file store):\n' "${WALDEN_COMPRESSION:-lz4}"
-printf '  front (/usr/bin/walden):   %s; max RSS %s KiB\n' "$(ms "$work/out/t-front" | stats)" "$(rss_push "$front")"
-printf '  full program directly:    %s; max RSS %s KiB\n' "$(ms "$work/out/t-full" | stats)" "$(rss_push "$full")"
-echo "walden version ($calls calls each; the front execs the full program for it):"
-printf '  front -> full program:    %s; max RSS %s KiB\n' "$(ms "$work/out/v-bin" | stats)" "$(rss "$front" version)"
-printf '  full program directly:    %s; max RSS %s KiB\n' "$(ms "$work/out/v-walden" | stats)" "$(rss "$full" version)"
+printf '  front (/usr/bin/walden):  %s\n' "$(stats front "$work/out/push")"
+printf '  full program directly:   %s\n' "$(stats full "$work/out/push")"
+printf '  /bin/true (the floor):   %s\n' "$(stats true "$work/out/push")"
+echo "walden version, $calls calls each (the front execs the full program for it):"
+printf '  front -> full program:   %s\n' "$(stats front "$work/out/version")"
+printf '  full program directly:   %s\n' "$(stats full "$work/out/version")"
 if [ -n "${WALDEN_BEFORE:-}" ]; then
-	cp "$WALDEN_BEFORE" "$work/before" && chmod 755 "$work/before"
-	as_pg bash "$work/time-cmd.sh" "$work/out/v-before" "$calls" "$work/before" version
-	printf '  before (%s): %s; max RSS %s KiB\n' "$WALDEN_BEFORE" "$(ms "$work/out/v-before" | stats)" "$(rss "$work/before" version)"
+	printf '  before (WALDEN_BEFORE):  %s\n' "$(stats before "$work/out/version")"
 fi
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
