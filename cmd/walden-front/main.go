@@ -33,8 +33,10 @@ const coreVar = "WALDEN_CORE"
 // grammar of their arguments.
 var served = map[string]grammar{
 	"wal-push": {opts: cli.WalPushOptions, minPos: 1, maxPos: 1},
-	// wal-fetch: add {opts: <wal-fetch's options>, minPos: 2, maxPos: 2}
-	// here and its case in handOff once its light client exists.
+	// HOOK wal-fetch: add
+	//   "wal-fetch": {opts: cli.WalFetchOptions, minPos: 2, maxPos: 2},
+	// (its option table moved from cmd/walden/walfetch.go into internal/cli,
+	// as wal-push's was) and a case in handOff calling its light client.
 }
 
 type grammar struct {
@@ -169,6 +171,9 @@ func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bo
 	case "wal-push":
 		req = &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
 			Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
+	// HOOK wal-fetch: build its request here the same way (Command
+	// "wal-fetch", Positionals, Options, Flags, Prog, GlobalArgs, Terse) or
+	// call its light client, and mirror walfetch.go for a stop by signal.
 	default:
 		return 0, false
 	}
