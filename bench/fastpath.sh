@@ -14,8 +14,9 @@
 # segment is pushed ROUNDS times, one process per call as PostgreSQL's
 # archiver runs archive_command, alternating front and full program, as
 # postgres from PGDATA with a relative path. Per call: wall time around
-# fork, exec and wait, and the process's own CPU time and maximum RSS
-# (wait4), which stay meaningful when other work shares the machine; and
+# fork, exec and wait, and the process's own CPU time (wait4), which stays
+# meaningful when other work shares the machine; maximum RSS of one call
+# (GNU time); and
 # /bin/true the same way, the floor of any process on this machine then.
 #
 # Also `walden version` through the front (which execs the full program for
@@ -99,9 +100,8 @@ served0=$(metric walden_wal_pushed_total)
 
 # calltime.py OUT ROUNDS -- NAME PROGRAM ARGS... [-- NAME PROGRAM ARGS...]:
 # runs the commands in turn, ROUNDS times, one process each, and writes
-# "name wall_ms cpu_ms maxrss_kib" per call. Wall time is taken around
-# fork, exec and wait; CPU time and RSS are the child's own (wait4), which
-# stay meaningful when other work shares the machine. "{}" in ARGS is
+# "name wall_ms cpu_ms" per call. Wall time is taken around fork, exec and
+# wait; CPU time is the child's own (wait4). "{}" in ARGS is
 # replaced by each of the words of $SEGS in turn.
 cat >"$work/calltime.py" <<'PY'
 import os, sys, time
@@ -128,7 +128,7 @@ with open(out, "w") as f:
                 t1 = time.perf_counter()
                 if os.waitstatus_to_exitcode(status) != 0:
                     sys.exit("%s exited %d" % (" ".join(argv), os.waitstatus_to_exitcode(status)))
-                f.write("%s %.3f %.3f %d\n" % (name, (t1 - t0) * 1e3, (ru.ru_utime + ru.ru_stime) * 1e3, ru.ru_maxrss))
+                f.write("%s %.3f %.3f\n" % (name, (t1 - t0) * 1e3, (ru.ru_utime + ru.ru_stime) * 1e3))
 PY
 # stats NAME FILE: "wall p50/p99, CPU p50/p99, max RSS" (nearest rank).
 stats() {
@@ -138,9 +138,12 @@ rows = [l.split() for l in sys.stdin]
 def pct(col, p):
     v = sorted(float(r[col]) for r in rows)
     return v[max(0, math.ceil(p * len(v)) - 1)]
-print("wall p50 %.2f ms, p99 %.2f ms; CPU p50 %.2f ms, p99 %.2f ms; max RSS %d KiB (%d calls)" % (
-    pct(1, .5), pct(1, .99), pct(2, .5), pct(2, .99), max(int(r[3]) for r in rows), len(rows)))'
+print("wall p50 %.2f ms, p99 %.2f ms; CPU p50 %.2f ms, p99 %.2f ms (%d calls)" % (
+    pct(1, .5), pct(1, .99), pct(2, .5), pct(2, .99), len(rows)))'
 }
+# rss PROGRAM ARGS...: maximum RSS in KiB of one call, from GNU time (whose
+# own pre-exec footprint is small, unlike a forked interpreter's).
+rss() { as_pg /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 
 echo "timing: $n segments x $rounds rounds, front and full program alternating (load average $(cut -d' ' -f1 /proc/loadavg))"
 (cd "$work/data" && as_pg env SEGS="$(echo $segs | sed 's/\([0-9A-F]\{24\}\)/pg_wal\/\1/g')" /usr/bin/python3 "$work/calltime.py" "$work/out/push" "$rounds" -- \
@@ -160,13 +163,14 @@ as_pg /usr/bin/python3 "$work/calltime.py" "$work/out/version" "$calls" -- front
 
 echo
 printf 'wal-push of a segment the agent holds (%s, file store):\n' "${WALDEN_COMPRESSION:-lz4}"
-printf '  front (/usr/bin/walden):  %s\n' "$(stats front "$work/out/push")"
-printf '  full program directly:   %s\n' "$(stats full "$work/out/push")"
+seg1=pg_wal/$(echo "$segs" | head -1)
+printf '  front (/usr/bin/walden):  %s; max RSS %s KiB\n' "$(stats front "$work/out/push")" "$(cd "$work/data" && rss "$front" --envdir "$env_" wal-push "$seg1")"
+printf '  full program directly:   %s; max RSS %s KiB\n' "$(stats full "$work/out/push")" "$(cd "$work/data" && rss "$full" --envdir "$env_" wal-push "$seg1")"
 printf '  /bin/true (the floor):   %s\n' "$(stats true "$work/out/push")"
 echo "walden version, $calls calls each (the front execs the full program for it):"
-printf '  front -> full program:   %s\n' "$(stats front "$work/out/version")"
-printf '  full program directly:   %s\n' "$(stats full "$work/out/version")"
+printf '  front -> full program:   %s; max RSS %s KiB\n' "$(stats front "$work/out/version")" "$(rss "$front" version)"
+printf '  full program directly:   %s; max RSS %s KiB\n' "$(stats full "$work/out/version")" "$(rss "$full" version)"
 if [ -n "${WALDEN_BEFORE:-}" ]; then
-	printf '  before (WALDEN_BEFORE):  %s\n' "$(stats before "$work/out/version")"
+	printf '  before (WALDEN_BEFORE):  %s; max RSS %s KiB\n' "$(stats before "$work/out/version")" "$(rss "$work/before" version)"
 fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
