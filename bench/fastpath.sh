@@ -130,7 +130,8 @@ with open(out, "w") as f:
                     sys.exit("%s exited %d" % (" ".join(argv), os.waitstatus_to_exitcode(status)))
                 f.write("%s %.3f %.3f\n" % (name, (t1 - t0) * 1e3, (ru.ru_utime + ru.ru_stime) * 1e3))
 PY
-# stats NAME FILE: "wall p50/p99, CPU p50/p99, max RSS" (nearest rank).
+# stats NAME FILE: wall and CPU min, p50, p99 (nearest rank); the minimum
+# is the call least disturbed by other work.
 stats() {
 	awk -v n="$1" '$1 == n' "$2" | python3 -c '
 import sys, math
@@ -138,8 +139,8 @@ rows = [l.split() for l in sys.stdin]
 def pct(col, p):
     v = sorted(float(r[col]) for r in rows)
     return v[max(0, math.ceil(p * len(v)) - 1)]
-print("wall p50 %.2f ms, p99 %.2f ms; CPU p50 %.2f ms, p99 %.2f ms (%d calls)" % (
-    pct(1, .5), pct(1, .99), pct(2, .5), pct(2, .99), len(rows)))'
+print("wall min %.2f, p50 %.2f, p99 %.2f ms; CPU min %.2f, p50 %.2f, p99 %.2f ms (%d calls)" % (
+    pct(1, 0), pct(1, .5), pct(1, .99), pct(2, 0), pct(2, .5), pct(2, .99), len(rows)))'
 }
 # rss PROGRAM ARGS...: maximum RSS in KiB of one call, from GNU time (whose
 # own pre-exec footprint is small, unlike a forked interpreter's).
