@@ -19,8 +19,13 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 .PHONY: build deb test-deb test-deb-container
 
+# Two programs: dist/walden-core is the full program (installed as
+# /usr/lib/walden/walden), dist/walden the small front installed as
+# /usr/bin/walden, which asks the agent to serve wal-push and otherwise
+# runs the full program (found beside it as walden-core in dist/).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/walden ./cmd/walden
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/walden-core ./cmd/walden
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o dist/walden ./cmd/walden-front
 
 # dist/walden_$(VERSION)_amd64.deb; older dist/walden_*.deb are removed so
 # that exactly one package is there for the tests.

@@ -267,6 +267,9 @@ done
 [ "$code" != 000 ] || fail "http://127.0.0.1:9351/healthz did not answer within 30s"
 [ "$(ct systemctl is-active walden.service)" = active ] || fail "walden.service is not active"
 pid=$(ct systemctl show -p MainPID --value walden.service)
+# /usr/bin/walden (the front) replaced itself with the full program.
+exe=$(ct readlink "/proc/$pid/exe")
+[ "$exe" = /usr/lib/walden/walden ] || fail "the agent runs $exe, want /usr/lib/walden/walden"
 uid=$(ct awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
 [ "$uid" = "$(ct id -u postgres)" ] || fail "agent runs as uid $uid, not postgres"
 [ "$(ct stat -c '%U:%G %a' /run/walden)" = "postgres:postgres 750" ] ||
@@ -383,6 +386,27 @@ cout=$(ct walden --envdir /etc/wal-e.d/env check --no-postgres --require-agent 2
 [ "$(backup_now)" = ok ] || fail "the backup failed with the drop-in"
 ct sh -c 'ls /srv/walden-store/basebackups_005/*_backup_stop_sentinel.json' >/dev/null 2>&1 ||
 	fail "no backup sentinel in /srv/walden-store after the backup"
+# archive_command runs /usr/bin/walden, the front, which hands wal-push to
+# the agent: the agent's count of served calls grows with the archiver's.
+pushed() { ct curl -s --max-time 5 http://127.0.0.1:9351/metrics | awk '$1 == "walden_wal_pushed_total" { print $2 }'; }
+n0=$(pushed)
+[ -n "$n0" ] || fail "no walden_wal_pushed_total in /metrics"
+ct runuser -u postgres -- psql -Atqc 'create table walden_front_probe as select generate_series(1, 1000) x; select pg_switch_wal()' >/dev/null ||
+	fail "psql: switch WAL"
+i=0
+while [ "$(pushed)" = "$n0" ] && [ $i -lt 60 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+if [ "$(pushed)" = "$n0" ]; then
+	ct runuser -u postgres -- psql -Atqc 'select * from pg_stat_archiver' >&2 || true
+	echo "--- archiver's environment" >&2
+	ct sh -c 'for p in /proc/[0-9]*; do grep -q archiver $p/cmdline 2>/dev/null && tr "\0" "\n" <$p/environ; done' >&2 || true
+	echo "--- agent's environment" >&2
+	ct sh -c 'tr "\0" "\n" </proc/$(systemctl show -p MainPID --value walden.service)/environ' >&2 || true
+	fail "archive_command through /usr/bin/walden was not served by the agent (walden_wal_pushed_total stayed $n0)"
+fi
+step "archive_command through /usr/bin/walden served by the agent (walden_wal_pushed_total $n0 -> $(pushed))"
 ct systemctl stop walden.service postgresql@15-main.service
 ct rm -rf /etc/systemd/system/walden.service.d
 ct systemctl daemon-reload
@@ -393,6 +417,7 @@ ct systemctl start walden.service || fail "systemctl start walden.service"
 ct apt-get remove -y walden >/dev/null 2>&1 || fail "apt-get remove walden"
 [ "$(ct systemctl is-active walden.service || true)" != active ] || fail "remove left the service running"
 ! ct test -e /usr/bin/walden || fail "/usr/bin/walden still there after remove"
+! ct test -e /usr/lib/walden || fail "/usr/lib/walden still there after remove"
 ct test -f /etc/wal-e.d/env/WALE_FILE_PREFIX || fail "remove deleted the envdir"
 ct apt-get purge -y walden >/dev/null 2>&1 || fail "apt-get purge walden"
 ! ct test -e /var/log/walden || fail "/var/log/walden still there after purge"

@@ -72,6 +72,7 @@ expect_entry() {
 	fi
 }
 expect_entry -rwxr-xr-x usr/bin/walden
+expect_entry -rwxr-xr-x usr/lib/walden/walden
 expect_entry lrwxrwxrwx usr/lib/walden/bin/wal-e ../../../bin/walden
 expect_entry -rw-r--r-- lib/systemd/system/walden.service
 expect_entry -rw-r--r-- etc/logrotate.d/walden
@@ -114,9 +115,22 @@ out=$("$work/root/usr/lib/walden/bin/wal-e" version) || fail "wal-e version exit
 [ "$out" = "1.1.1+walden.$VERSION" ] || fail "wal-e version printed '$out', want '1.1.1+walden.$VERSION'"
 echo "  usr/lib/walden/bin/wal-e version -> $out"
 if command -v file >/dev/null 2>&1; then
-	file -L "$work/root/usr/bin/walden" | grep -q 'statically linked' ||
-		fail "usr/bin/walden is not statically linked: $(file -L "$work/root/usr/bin/walden")"
+	for b in usr/bin/walden usr/lib/walden/walden; do
+		file -L "$work/root/$b" | grep -q 'statically linked' ||
+			fail "$b is not statically linked: $(file -L "$work/root/$b")"
+	done
 fi
+# /usr/bin/walden is the front: small, and it must run the full program it
+# was packaged with (version above came from there) and fail clearly without.
+size=$(stat -c %s "$work/root/usr/bin/walden")
+[ "$size" -lt $((16 << 20)) ] || fail "usr/bin/walden is $size bytes: the front links something heavy"
+echo "  usr/bin/walden $size bytes, usr/lib/walden/walden $(stat -c %s "$work/root/usr/lib/walden/walden") bytes"
+mv "$work/root/usr/lib/walden/walden" "$work/core"
+rc=0
+"$work/root/usr/bin/walden" wal-push pg_wal/000000010000000000000001 2>"$work/err" || rc=$?
+[ "$rc" = 2 ] && grep -q 'usr/lib/walden/walden' "$work/err" ||
+	fail "without the full program, wal-push exited $rc: $(cat "$work/err")"
+mv "$work/core" "$work/root/usr/lib/walden/walden"
 
 step "unit"
 unit=$work/root/lib/systemd/system/walden.service

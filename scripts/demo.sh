@@ -16,11 +16,14 @@ for d in "$demo/data" "$demo/restored"; do
   [ -f "$d/postmaster.pid" ] && as_pg "$bindir/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
 done
 rm -rf "$demo"
-mkdir -p "$demo"/{data,sock,store,env,bin}
+mkdir -p "$demo"/{data,sock,store,env,bin,lib/walden}
 chmod 700 "$demo/data"
 
 say "building walden"
-CGO_ENABLED=0 go build -o "$demo/bin/walden" ./cmd/walden
+# As the package installs it: bin/walden is the small front, which runs the
+# full program from ../lib/walden/walden for whatever no agent serves.
+CGO_ENABLED=0 go build -o "$demo/lib/walden/walden" ./cmd/walden
+CGO_ENABLED=0 go build -o "$demo/bin/walden" ./cmd/walden-front
 walden=$demo/bin/walden
 
 say "envdir $demo/env (as /etc/wal-e.d/env would be)"

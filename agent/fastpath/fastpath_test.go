@@ -180,9 +180,9 @@ func TestFingerprintIgnoresAgentOnlySettings(t *testing.T) {
 		t.Fatal("compression did not change the fingerprint")
 	}
 	d := *base
-	d.LogFormat = "json"
+	d.GPG.KeyID = "ABCD1234"
 	if Fingerprint(&a) == Fingerprint(&d) {
-		t.Fatal("log format did not change the fingerprint")
+		t.Fatal("the GPG key did not change the fingerprint")
 	}
 	t.Setenv("AWS_PROFILE", "other")
 	before := Fingerprint(&a)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"sync"
@@ -21,14 +22,18 @@ import (
 // so that an agent left running across an upgrade is not used.
 //
 // Agent-only settings (schedule, retention, listen addresses, PGDATA, log
-// file, base backup tuning), per-run concurrency and --terse (sent with
-// the request) are left out, so they never force the slow path.
+// file, base backup tuning), per-run concurrency, and --terse and the log
+// destinations, facility and format (sent with the request) are left out,
+// so they never force the slow path.
 func Fingerprint(s *config.Settings) string {
 	c := *s
 	c.Terse = false
 	c.BackupSchedule, c.Retain, c.MetricsListen, c.PGData, c.SocketPath, c.LogFile = "", config.Retention{}, "", "", "", ""
 	c.PartitionSize, c.DiskRateLimit = 0, 0
 	c.UploadConcurrency, c.DownloadConcurrency = 0, 0
+	// Sent with the request (LogShape): the agent's own logging (stderr
+	// only under systemd) must not refuse archive_command's.
+	c.LogDestinations, c.SyslogFacility, c.LogFormat = nil, "", ""
 	b, err := json.Marshal(c)
 	if err != nil {
 		// Settings are plain data; should it ever fail, never match.
@@ -49,13 +54,22 @@ func Fingerprint(s *config.Settings) string {
 // relevantEnv lists the variables read outside config: AWS and Google SDK
 // settings, proxies and CA files, HOME (shared credential files, keyring),
 // the GnuPG home, and for encryption the gpg binary's search path.
+//
+// An unset or empty HOME counts as the user's home directory from the
+// password database, where the SDKs and gpg look then: PostgreSQL started
+// by pg_ctlcluster runs archive_command without HOME, the agent under
+// systemd with it, and both read the same files.
 func relevantEnv(gpg bool) []string {
-	var out []string
+	out := []string{"HOME=" + passwdHome()}
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
 		switch {
+		case k == "HOME":
+			if v != "" {
+				out[0] = kv
+			}
 		case strings.HasPrefix(k, "AWS_"), strings.HasPrefix(k, "GOOGLE_"), strings.HasPrefix(k, "GCE_"),
-			k == "STORAGE_EMULATOR_HOST", k == "HOME",
+			k == "STORAGE_EMULATOR_HOST",
 			strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "NO_PROXY"),
 			k == "SSL_CERT_FILE", k == "SSL_CERT_DIR":
 			out = append(out, kv)
@@ -69,6 +83,15 @@ func relevantEnv(gpg bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// passwdHome is the current user's home directory as the SDKs find it
+// without HOME (user.Current).
+func passwdHome() string {
+	if u, err := user.Current(); err == nil {
+		return u.HomeDir
+	}
+	return ""
 }
 
 // executableID identifies the running binary's file without reading it.

@@ -17,7 +17,7 @@ import (
 )
 
 // Version is bumped whenever the request or the frames change meaning.
-const Version = 1
+const Version = 2
 
 const (
 	frameRequest = 'Q' // JSON Request
@@ -42,6 +42,7 @@ type Request struct {
 	Prog        string            `json:"prog"`
 	GlobalArgs  []string          `json:"global_args,omitempty"`
 	Terse       bool              `json:"terse,omitempty"`
+	Log         *LogShape         `json:"log,omitempty"` // the client's logging (log.go)
 }
 
 // CommandCheck asks the agent to run `walden check`'s store and data

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/walden-pg/walden/internal/cli"
 )
 
 // opt is one option of WAL-E's argparse grammar.
@@ -47,94 +49,27 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
-func findOpt(opts []opt, tok string) (opt, bool) {
-	for _, o := range opts {
-		if tok == o.long || (o.short != "" && tok == o.short) {
-			return o, true
-		}
-	}
-	return opt{}, false
-}
-
-// parseOptions parses options and positionals; options may come before or
-// after positionals. stopAtPositional ends parsing at the first positional
-// (for global options, which argparse only accepts before the subcommand).
+// parseOptions parses options and positionals with the grammar both
+// programs share (cli.Parse).
 func parseOptions(opts []opt, in []string, stopAtPositional bool) (*args, []string, error) {
-	a := &args{flags: map[string]bool{}, vals: map[string]string{}}
-	for i := 0; i < len(in); i++ {
-		tok := in[i]
-		if tok == "--" {
-			a.pos = append(a.pos, in[i+1:]...)
-			return a, nil, nil
-		}
-		if !strings.HasPrefix(tok, "-") || tok == "-" || isNegativeNumber(tok) {
-			if stopAtPositional {
-				return a, in[i:], nil
-			}
-			a.pos = append(a.pos, tok)
-			continue
-		}
-		name, val, hasVal := tok, "", false
-		if strings.HasPrefix(tok, "--") {
-			if j := strings.IndexByte(tok, '='); j >= 0 {
-				name, val, hasVal = tok[:j], tok[j+1:], true
-			}
-			// argparse accepts unambiguous prefixes of long options.
-			if _, ok := findOpt(opts, name); !ok {
-				var match []opt
-				for _, o := range opts {
-					if strings.HasPrefix(o.long, name) {
-						match = append(match, o)
-					}
-				}
-				if len(match) == 1 {
-					name = match[0].long
-				}
-			}
-		} else if len(tok) > 2 {
-			name, val, hasVal = tok[:2], tok[2:], true
-		}
-		o, ok := findOpt(opts, name)
-		if !ok {
-			return nil, nil, fmt.Errorf("unrecognized arguments: %s", tok)
-		}
-		if len(a.pos) > 0 && a.lateOpt == "" {
-			a.lateOpt = tok
-		}
-		if o.metavar == "" {
-			if hasVal {
-				return nil, nil, fmt.Errorf("argument %s: ignored explicit argument '%s'", optNames(o), val)
-			}
-			a.flags[o.long] = true
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(in) || (strings.HasPrefix(in[i+1], "-") && !isNegativeNumber(in[i+1])) {
-				return nil, nil, fmt.Errorf("argument %s: expected one argument", optNames(o))
-			}
-			i++
-			val = in[i]
-		}
-		if o.isInt {
-			if _, err := strconv.Atoi(val); err != nil {
-				return nil, nil, fmt.Errorf("argument %s: invalid int value: '%s'", optNames(o), val)
-			}
-		}
-		a.vals[o.long] = val
+	co := make([]cli.Opt, len(opts))
+	for i, o := range opts {
+		co[i] = cli.Opt{Long: o.long, Short: o.short, Metavar: o.metavar, IsInt: o.isInt, Help: o.help}
 	}
-	return a, nil, nil
+	p, rest, err := cli.Parse(co, in, stopAtPositional)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &args{flags: p.Flags, vals: p.Vals, pos: p.Pos, lateOpt: p.LateOpt}, rest, nil
 }
 
-func isNegativeNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil && strings.HasPrefix(s, "-")
-}
-
-func optNames(o opt) string {
-	if o.short != "" {
-		return o.long + "/" + o.short
+// optsOf is a shared option table in this package's form.
+func optsOf(co []cli.Opt) []opt {
+	opts := make([]opt, len(co))
+	for i, o := range co {
+		opts[i] = opt{long: o.Long, short: o.Short, metavar: o.Metavar, isInt: o.IsInt, help: o.Help}
 	}
-	return o.long
+	return opts
 }
 
 func usageLine(prog string, opts []opt, positionals []string) string {

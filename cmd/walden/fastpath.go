@@ -20,47 +20,27 @@ import (
 )
 
 // handOff gives a wal-push or wal-fetch to the agent serving the
-// configured socket. handled is false, and the caller does the work
-// itself, when no agent answers, or it refuses (another configuration,
-// a relative path from another directory, another user), or the
-// connection breaks before the exit status: the work is then redone
-// whole, which both commands tolerate.
+// configured socket (fastpath.HandOff). handled is false when the caller
+// must do the work itself.
 func (a *app) handOff(ctx context.Context, name string, p *args) (handled bool, err error) {
-	if a.settings == nil || a.settings.SocketPath == "" {
-		return false, nil
-	}
-	if _, err := os.Stat(a.settings.SocketPath); err != nil {
-		return false, nil
-	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return false, nil
-	}
-	req := &fastpath.Request{
-		Fingerprint: fastpath.Fingerprint(a.settings),
+	handled, status, err := fastpath.HandOff(ctx, a.settings, &fastpath.Request{
 		Command:     name,
 		Positionals: p.pos,
 		Options:     p.vals,
 		Flags:       p.flags,
-		Cwd:         cwd,
-		Pid:         os.Getpid(),
 		Prog:        a.prog,
 		GlobalArgs:  a.globalArgs,
 		Terse:       a.flags.Terse,
-	}
-	status, err := fastpath.Do(ctx, a.settings.SocketPath, req, a.stdout, a.stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			// Told to stop (SIGTERM) while the agent worked: stop, as a
-			// standalone run would, rather than start over.
-			return true, ctx.Err()
-		}
+	}, a.stdout, a.stderr)
+	switch {
+	case !handled:
 		return false, nil
+	case err != nil:
+		return true, err
+	case status != 0:
+		return true, exitStatus(status)
 	}
-	if status == 0 {
-		return true, nil
-	}
-	return true, exitStatus(status)
+	return true, nil
 }
 
 // agentWAL serves fast-path requests inside the agent with the same
@@ -102,10 +82,14 @@ func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, st
 			return fastpath.Reply{}, fmt.Errorf("relative path %q from %s, not the agent's directory", p, req.Cwd)
 		}
 	}
+	if req.Log == nil {
+		return fastpath.Reply{}, fmt.Errorf("request without the client's logging")
+	}
 	cur := w.current()
 	s := *cur
 	s.SocketPath = "" // nothing here may hand the work back to us
 	s.Terse = req.Terse
+	req.Log.Apply(&s) // log where the client would have
 	a := &app{prog: req.Prog, walE: req.Prog == "wal-e", stdout: stdout, stderr: stderr,
 		globalArgs: req.GlobalArgs, flags: config.Flags{Terse: req.Terse}, settings: &s}
 	// As newLogger, plus the client's pid.

@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/walden-pg/walden/config"
-	"github.com/walden-pg/walden/envdir"
+	"github.com/walden-pg/walden/internal/cli"
 	"github.com/walden-pg/walden/walelog"
 )
 
@@ -54,19 +54,7 @@ func commands() []*command {
 	}
 }
 
-var globalOpts = []opt{
-	{long: "--aws-access-key-id", short: "-k", metavar: "AWS_ACCESS_KEY_ID", help: "public AWS access key; can also be defined in the AWS_ACCESS_KEY_ID environment variable"},
-	{long: "--aws-instance-profile", help: "use the IAM instance profile (or the SDK's default credential chain)"},
-	{long: "--gs-access-key-id", metavar: "GS_ACCESS_KEY_ID", help: "accepted and ignored, as WAL-E did"},
-	{long: "--wabs-account-name", short: "-a", metavar: "WABS_ACCOUNT_NAME", help: "accepted for compatibility; Azure is not supported"},
-	{long: "--s3-prefix", metavar: "S3_PREFIX", help: "storage prefix (the URL scheme picks the backend)"},
-	{long: "--wabs-prefix", metavar: "WABS_PREFIX", help: "storage prefix"},
-	{long: "--gs-prefix", metavar: "GS_PREFIX", help: "storage prefix"},
-	{long: "--file-prefix", metavar: "FILE_PREFIX", help: "storage prefix"},
-	{long: "--gpg-key-id", metavar: "GPG_KEY_ID", help: "GPG key id to encrypt with (also WALE_GPG_KEY_ID)"},
-	{long: "--terse", help: "only log warnings and errors"},
-	{long: "--envdir", metavar: "DIR", help: "read settings from a daemontools envdir (also WALDEN_ENVDIR)"},
-}
+var globalOpts = optsOf(cli.GlobalOptions)
 
 // app is one invocation: its name, streams, settings and logger. Nothing
 // here is global, so the agent can build one per request.
@@ -86,36 +74,21 @@ func main() {
 }
 
 func run(argv []string, stdout, stderr io.Writer) int {
-	a := &app{prog: "walden", stdout: stdout, stderr: stderr}
-	if filepath.Base(argv[0]) == "wal-e" {
-		a.prog, a.walE = "wal-e", true
-	}
+	a := &app{stdout: stdout, stderr: stderr}
+	a.prog, a.walE = cli.Prog(argv[0])
 	cmds := commands()
 	usage := usageLine(a.prog, globalOpts, []string{"{" + cmdNames(cmds) + "} ..."})
-	for _, t := range argv[1:] {
-		if t == "-h" || t == "--help" {
-			fmt.Fprint(stdout, helpText(a.prog, "walden: continuous archiving for PostgreSQL, WAL-E compatible.\n\nsubcommands: "+cmdNames(cmds), globalOpts, []string{"SUBCOMMAND"}))
-			return 0
-		}
-		if !strings.HasPrefix(t, "-") {
-			break
-		}
+	if cli.WantsHelp(argv[1:]) {
+		fmt.Fprint(stdout, helpText(a.prog, "walden: continuous archiving for PostgreSQL, WAL-E compatible.\n\nsubcommands: "+cmdNames(cmds), globalOpts, []string{"SUBCOMMAND"}))
+		return 0
 	}
-	g, rest, err := parseOptions(globalOpts, argv[1:], true)
+	g, err := cli.ParseGlobal(argv)
 	if err != nil {
 		return a.usageFail(usage, a.prog, err.Error())
 	}
-	if g.flags["--aws-instance-profile"] && g.vals["--aws-access-key-id"] != "" {
-		return a.usageFail(usage, a.prog, "argument --aws-instance-profile: not allowed with argument -k/--aws-access-key-id")
-	}
-	a.globalArgs = argv[1 : len(argv)-len(rest)]
-	a.flags = config.Flags{
-		FilePrefix: g.vals["--file-prefix"], GSPrefix: g.vals["--gs-prefix"], S3Prefix: g.vals["--s3-prefix"], WABSPrefix: g.vals["--wabs-prefix"],
-		AWSAccessKeyID: g.vals["--aws-access-key-id"], AWSInstanceProfile: g.flags["--aws-instance-profile"], Terse: g.flags["--terse"],
-	}
-	if v, ok := g.vals["--gpg-key-id"]; ok {
-		a.flags.GPGKeyID = &v
-	}
+	rest := g.Rest
+	a.globalArgs = g.Args
+	a.flags = g.Flags()
 	var cmd *command
 	if len(rest) > 0 {
 		for _, c := range cmds {
@@ -134,18 +107,15 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	// Configuration: an envdir given by flag or variable is applied to the
 	// process environment itself, exactly as `envdir DIR walden ...` would,
 	// so every library (AWS SDK, libpq variables, gpg) sees the same values.
-	dir, hasDir := g.vals["--envdir"]
-	if !hasDir {
-		dir, hasDir = os.LookupEnv("WALDEN_ENVDIR")
-	}
+	dir, hasDir := g.Envdir(os.LookupEnv)
 	a.log = a.newLogger(nil)
 	if hasDir {
-		if err := applyEnvdir(dir); err != nil {
+		if err := cli.ApplyEnvdir(dir); err != nil {
 			a.log.Error(walelog.Main, oneLine(err.Error()), "", "")
 			return cmd.configFailStatus()
 		}
 		if abs, err := filepath.Abs(dir); err == nil {
-			a.globalArgs = withEnvdir(a.globalArgs, abs)
+			a.globalArgs = cli.WithEnvdir(a.globalArgs, abs)
 		}
 	}
 	s, err := config.Load(os.LookupEnv, a.flags)
@@ -245,52 +215,7 @@ func (a *app) usageFail(usage, prog, msg string) int {
 }
 
 func (a *app) newLogger(s *config.Settings) *walelog.Logger {
-	o := walelog.Options{Stderr: a.stderr, Terse: a.flags.Terse}
-	if s != nil {
-		o.Destinations, o.Facility, o.Format = s.LogDestinations, s.SyslogFacility, s.LogFormat
-	} else {
-		o.Destinations = []string{"stderr"}
-	}
-	return walelog.New(o)
-}
-
-func applyEnvdir(dir string) error {
-	ents, err := envdir.Read(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if e.Unset {
-			os.Unsetenv(e.Name)
-		} else {
-			os.Setenv(e.Name, e.Value)
-		}
-	}
-	return nil
-}
-
-// withEnvdir rewrites --envdir to an absolute path so detached helpers,
-// which run from /, read the same directory.
-func withEnvdir(args []string, abs string) []string {
-	out := make([]string, 0, len(args)+2)
-	found := false
-	for i := 0; i < len(args); i++ {
-		switch {
-		case args[i] == "--envdir" && i+1 < len(args):
-			out = append(out, "--envdir", abs)
-			i++
-			found = true
-		case strings.HasPrefix(args[i], "--envdir="):
-			out = append(out, "--envdir="+abs)
-			found = true
-		default:
-			out = append(out, args[i])
-		}
-	}
-	if !found {
-		out = append(out, "--envdir", abs)
-	}
-	return out
+	return walelog.New(cli.LogOptions(a.stderr, a.flags.Terse, s))
 }
 
 func cmdNames(cmds []*command) string {

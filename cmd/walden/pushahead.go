@@ -15,13 +15,16 @@ import (
 	"github.com/walden-pg/walden/walelog"
 )
 
-// pushAheadVar turns on push-ahead archiving in the agent; read at start.
+// pushAheadVar turns off push-ahead archiving in the agent; read at start.
 const pushAheadVar = "WALDEN_PUSH_AHEAD"
 
+// pushAheadEnabled is on unless WALDEN_PUSH_AHEAD says off: the agent always
+// knows its cluster's data directory, and with push-ahead a wal-push it
+// serves usually finds its segment already stored.
 func pushAheadEnabled() (bool, error) {
 	v, set := os.LookupEnv(pushAheadVar)
 	if !set {
-		return false, nil
+		return true, nil
 	}
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "off", "0", "false", "no":

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/walden-pg/walden/internal/cli"
 	"github.com/walden-pg/walden/wal"
 	"github.com/walden-pg/walden/walelog"
 )
 
 var walPushCmd = &command{
 	name: "wal-push", desc: "archive a WAL file (archive_command's %p)",
-	opts:        []opt{{long: "--pool-size", short: "-p", metavar: "POOL_SIZE", isInt: true, help: "upload up to this many .ready segments at once (default 32)"}},
+	opts:        optsOf(cli.WalPushOptions),
 	positionals: []string{"WAL_SEGMENT"}, minPos: 1, maxPos: 1,
 	run: func(ctx context.Context, a *app, p *args) error {
 		if handled, err := a.handOff(ctx, "wal-push", p); handled {

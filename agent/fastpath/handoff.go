@@ -1,0 +1,67 @@
+package fastpath
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/walden-pg/walden/config"
+)
+
+// HandOff asks the agent serving s.SocketPath to run req, which carries
+// the command as parsed (Command, Positionals, Options, Flags, Prog,
+// GlobalArgs, Terse); the rest of the request is filled in here. The
+// command's output is copied to stdout and stderr.
+//
+// handled is false, and the caller does the work itself, when no socket is
+// configured, no agent answers, it refuses (another configuration, a
+// relative path from another directory, another user), or the connection
+// breaks before the exit status: the work is then redone whole, which
+// wal-push and wal-fetch tolerate. err is set only when ctx ended while
+// the agent worked (told to stop): the caller stops too, as a standalone
+// run would, rather than start over.
+func HandOff(ctx context.Context, s *config.Settings, req *Request, stdout, stderr io.Writer) (handled bool, status int, err error) {
+	if s == nil || s.SocketPath == "" {
+		return false, 0, nil
+	}
+	if _, err := os.Stat(s.SocketPath); err != nil {
+		return false, 0, nil
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false, 0, nil
+	}
+	req.Fingerprint = Fingerprint(s)
+	req.Log = LogShapeOf(s)
+	req.Cwd = cwd
+	req.Pid = os.Getpid()
+	status, err = Do(ctx, s.SocketPath, req, stdout, stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, 0, ctx.Err()
+		}
+		return false, 0, nil
+	}
+	return true, status, nil
+}
+
+// UseExecutable makes Fingerprint identify the program at path instead of
+// the running one. The front program, which only hands requests on, uses
+// it for the full program it stands for: that is what the agent runs, and
+// what must match for the agent's answer to be the one the full program
+// would have given.
+func UseExecutable(path string) {
+	executableID = func() string {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "unknown:" + path
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return "unknown:" + path
+		}
+		return fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+	}
+}

@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walden-pg/walden/internal/pgtest"
+)
+
+// layout is the package's installation in a scratch root: bin/walden is
+// this front, lib/walden/walden the full program, lib/walden/bin/wal-e a
+// relative link to bin/walden, as nfpm.yaml installs them.
+type layout struct {
+	root, front, core, walE string
+}
+
+var inst struct {
+	once sync.Once
+	l    layout
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if inst.l.root != "" {
+		os.RemoveAll(inst.l.root)
+	}
+	os.Exit(code)
+}
+
+// buildFront builds this package into path, readable and executable by
+// postgres (archive_command runs as postgres).
+func buildFront(path string) error {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command(goTool, "build", "-o", path, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return os.Chmod(path, 0o755)
+}
+
+func installed(t *testing.T) layout {
+	t.Helper()
+	core := pgtest.BuildWalden(t)
+	inst.once.Do(func() {
+		root, err := os.MkdirTemp("", "walden-front-")
+		if err != nil {
+			inst.err = err
+			return
+		}
+		inst.l = layout{root: root, front: filepath.Join(root, "bin", "walden"),
+			core: filepath.Join(root, "lib", "walden", "walden"), walE: filepath.Join(root, "lib", "walden", "bin", "wal-e")}
+		// MkdirTemp's 0700 would keep postgres out.
+		for _, d := range []string{"", "bin", "lib", "lib/walden", "lib/walden/bin"} {
+			d = filepath.Join(root, d)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				inst.err = err
+				return
+			}
+			if err := os.Chmod(d, 0o755); err != nil {
+				inst.err = err
+				return
+			}
+		}
+		if inst.err = buildFront(inst.l.front); inst.err != nil {
+			return
+		}
+		if inst.err = os.Symlink(core, inst.l.core); inst.err != nil {
+			return
+		}
+		inst.err = os.Symlink("../../../bin/walden", inst.l.walE)
+	})
+	if inst.err != nil {
+		t.Fatal(inst.err)
+	}
+	return inst.l
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+	coreRan        bool // the full program started (see runFront)
+}
+
+// runAs runs path with argv0 as postgres, in dir, with env added.
+func runAs(t *testing.T, env []string, dir, argv0, path string, args ...string) result {
+	t.Helper()
+	cmd := pgtest.Command(t, env, dir, path, args...)
+	cmd.Args[0] = argv0
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", path, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// runFront is runAs with the Go runtime tracing package initialisation
+// (GODEBUG=inittrace=1, which no setting or fingerprint reads): the full
+// program's cloud SDKs show whether the front exec'd it. The trace lines
+// are taken out of stderr.
+func runFront(t *testing.T, env []string, dir, argv0, path string, args ...string) result {
+	t.Helper()
+	r := runAs(t, append(append([]string{}, env...), "GODEBUG=inittrace=1"), dir, argv0, path, args...)
+	var kept []string
+	for _, line := range strings.SplitAfter(r.stderr, "\n") {
+		if !strings.HasPrefix(line, "init ") {
+			kept = append(kept, line)
+			continue
+		}
+		if strings.Contains(line, "google.golang.org/grpc") || strings.Contains(line, "github.com/aws/") {
+			r.coreRan = true
+		}
+	}
+	r.stderr = strings.Join(kept, "")
+	return r
+}
+
+// volatile are the parts of a log line that differ between any two runs.
+var volatile = regexp.MustCompile(`((?:time|pid|rate|seconds)=|complete at )[0-9][^ ]*`)
+
+func normalized(s string) string { return volatile.ReplaceAllString(s, "${1}*") }
+
+// same fails unless the front's run printed and exited as the full
+// program's did (log timestamps, pids and rates aside).
+func same(t *testing.T, what string, front, full result) {
+	t.Helper()
+	if front.code != full.code || front.stdout != full.stdout || normalized(front.stderr) != normalized(full.stderr) {
+		t.Errorf("%s: front and full program differ\nfront: exit %d\nstdout:\n%s\nstderr:\n%s\nfull: exit %d\nstdout:\n%s\nstderr:\n%s",
+			what, front.code, front.stdout, front.stderr, full.code, full.stdout, full.stderr)
+	}
+}
+
+// TestFrontLinksNoHeavyPackages keeps the front small: its start-up is
+// archive_command's cost per segment, and every linked package's init runs
+// before main.
+func TestFrontLinksNoHeavyPackages(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "github.com/walden-pg/walden/agent/fastpath\n") {
+		t.Fatalf("go list -deps printed no fast-path client:\n%s", out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, heavy := range []string{"cloud.google.com/", "github.com/aws/", "google.golang.org/grpc", "google.golang.org/api",
+			"prometheus", "golang.org/x/oauth2", "github.com/envoyproxy/", "encoding/gob", "github.com/walden-pg/walden/storage/"} {
+			if strings.Contains(pkg, heavy) {
+				t.Errorf("the front links %s", pkg)
+			}
+		}
+	}
+}
+
+// TestFrontPrintsAndExitsAsTheFullProgram runs commands the front does
+// not serve, or cannot serve without an agent, through both programs.
+func TestFrontPrintsAndExitsAsTheFullProgram(t *testing.T) {
+	l := installed(t)
+	// Not t.TempDir: postgres must be able to enter it.
+	tmp, err := os.MkdirTemp("", "walden-front-case-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	store := filepath.Join(tmp, "store")
+	pgtest.Chown(t, tmp)
+	env := []string{"WALE_FILE_PREFIX=file://localhost" + store, "WALE_LOG_DESTINATION=stderr",
+		"WALDEN_SOCKET=" + filepath.Join(tmp, "no-agent.sock"), "WALDEN_LOCK_DIR=" + tmp}
+	missing := filepath.Join(tmp, "pg_wal", "000000010000000000000001")
+	for _, tc := range []struct {
+		name string
+		walE bool
+		args []string
+	}{
+		{name: "help", args: []string{"--help"}},
+		{name: "short help after an option", args: []string{"--terse", "-h"}},
+		{name: "version", args: []string{"version"}},
+		{name: "no command", args: nil},
+		{name: "unknown command", args: []string{"frobnicate"}},
+		{name: "unknown global option", args: []string{"--bogus", "wal-push", missing}},
+		{name: "wal-push help", args: []string{"wal-push", "--help"}},
+		{name: "wal-push without its file", args: []string{"wal-push"}},
+		{name: "wal-push with two files", args: []string{"wal-push", "a", "b"}},
+		{name: "wal-push bad pool size", args: []string{"wal-push", "-p", "many", missing}},
+		{name: "wal-push, no agent, missing file", args: []string{"wal-push", missing}},
+		{name: "wal-push, no agent, terse", args: []string{"--terse", "wal-push", "-p1", missing}},
+		{name: "wal-push, unreadable envdir", args: []string{"--envdir", filepath.Join(tmp, "no-such-envdir"), "wal-push", missing}},
+		{name: "wal-push, conflicting credentials", args: []string{"-k", "AKID", "--aws-instance-profile", "wal-push", missing}},
+		{name: "backup-list", args: []string{"backup-list"}},
+		{name: "wal-e version", walE: true, args: []string{"version"}},
+		{name: "wal-e help", walE: true, args: []string{"--help"}},
+		{name: "wal-e wal-push, no agent", walE: true, args: []string{"wal-push", missing}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frontPath, argv0 := l.front, l.front
+			if tc.walE {
+				frontPath, argv0 = l.walE, l.walE
+			}
+			front := runFront(t, env, tmp, argv0, frontPath, tc.args...)
+			full := runAs(t, env, tmp, argv0, l.core, tc.args...)
+			same(t, tc.name, front, full)
+			if !front.coreRan {
+				t.Errorf("%s: the front answered itself instead of running the full program", tc.name)
+			}
+			if front.stdout == "" && front.stderr == "" {
+				t.Errorf("%s printed nothing at all (exit %d): not a comparison", tc.name, front.code)
+			}
+		})
+	}
+}
+
+// TestFrontWithoutTheFullProgramSaysWhereItLooked: a broken installation
+// is one line naming the paths and a status PostgreSQL cannot take for
+// success or, for wal-fetch, for "not in the archive".
+func TestFrontWithoutTheFullProgramSaysWhereItLooked(t *testing.T) {
+	root := t.TempDir()
+	front := filepath.Join(root, "bin", "walden")
+	if err := os.MkdirAll(filepath.Dir(front), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := buildFront(front); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		env    []string
+		status int
+		names  []string
+	}{
+		{args: []string{"wal-push", "pg_wal/000000010000000000000001"}, status: 2,
+			names: []string{filepath.Join(root, "lib", "walden", "walden"), filepath.Join(root, "bin", "walden-core")}},
+		{args: []string{"--terse", "wal-fetch", "000000010000000000000001", "pg_wal/RECOVERYXLOG"}, status: 200,
+			names: []string{filepath.Join(root, "lib", "walden", "walden")}},
+		{args: []string{"version"}, status: 2, names: []string{"walden-core"}},
+		{args: []string{"wal-fetch", "a", "b"}, env: []string{"WALDEN_CORE=/nonexistent/walden"}, status: 200, names: []string{"WALDEN_CORE=/nonexistent/walden"}},
+		{args: []string{"wal-push", "x"}, env: []string{"WALDEN_CORE=" + front}, status: 2, names: []string{"is this front program"}},
+	} {
+		cmd := exec.Command(front, tc.args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.status {
+			t.Errorf("%v: %v, want exit %d", tc.args, err, tc.status)
+		}
+		msg := errb.String()
+		if out.Len() != 0 || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "walden: cannot find the full walden program: ") {
+			t.Errorf("%v: want one error line on stderr, got stdout %q stderr %q", tc.args, out.String(), msg)
+		}
+		for _, n := range tc.names {
+			if !strings.Contains(msg, n) {
+				t.Errorf("%v: %q does not name %s", tc.args, msg, n)
+			}
+		}
+	}
+}
+
+func writeEnvdir(t *testing.T, dir string, vars map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range vars {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pgtest.Chown(t, dir)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// counter reads one counter of the agent's /metrics.
+func counter(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics:\n%s", name, body)
+	return 0
+}
+
+// TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram runs the
+// archive_command of a real cluster with an agent running: the front
+// must be served by the agent exactly as the full program is (metrics
+// prove the agent served both), for a segment push-ahead already stored
+// (push-ahead left at its default) and for a failing push, and must fall
+// through to the full program when the configuration names no agent.
+// The agent logs elsewhere than archive_command would, as under systemd.
+func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
+	l := installed(t)
+	c := pgtest.New(t, pgtest.Options{})
+	store := c.MkDir(t, "store")
+	env := filepath.Join(c.Base, "env")
+	addr := freeAddr(t)
+	// As under the package's unit: the agent logs to stderr only
+	// (WALE_LOG_DESTINATION=stderr in its environment), archive_command
+	// with WAL-E's default, stderr and syslog.
+	vars := map[string]string{
+		"WALE_FILE_PREFIX":       "file://localhost" + store,
+		"WALDEN_METRICS_LISTEN":  addr,
+		"WALDEN_SOCKET":          filepath.Join(c.MkDir(t, "run"), "agent.sock"),
+		"WALDEN_LOCK_DIR":        c.MkDir(t, "lock"),
+		"WALDEN_BACKUP_SCHEDULE": "0 0 1 1 *",
+	}
+	writeEnvdir(t, env, vars)
+	c.WriteConf(t, map[string]string{"archive_mode": "on", "wal_level": "replica", "archive_command": "''"})
+	c.Start(t)
+
+	agentLog, err := os.Create(filepath.Join(c.Base, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agentLog.Close()
+	agentErr := func() string { b, _ := os.ReadFile(agentLog.Name()); return string(b) }
+	ag := pgtest.Command(t, []string{"WALE_LOG_DESTINATION=stderr"}, "", l.core, "--envdir", env, "agent", "--pgdata", c.Dir)
+	ag.Stderr = agentLog
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { ag.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		ag.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", agentErr())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(agentErr(), "MSG: agent started"); {
+		select {
+		case <-exited:
+			t.Fatalf("agent exited:\n%s", agentErr())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent did not start:\n%s", agentErr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	seg := c.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
+	c.Psql(t, "create table t as select generate_series(1, 10000) x")
+	c.Psql(t, "select pg_switch_wal()")
+	stored := filepath.Join(store, "wal_005", seg+".lz4")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := os.Stat(stored); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("push-ahead (on by default) did not store %s", stored)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	walPush := func(path, env string) (front, full result) {
+		full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", env, "wal-push", path)
+		front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-push", path)
+		if front.coreRan {
+			t.Errorf("wal-push %s: the front ran the full program instead of asking the agent", path)
+		}
+		return front, full
+	}
+
+	before := counter(t, addr, "walden_wal_pushed_total")
+	front, full := walPush(filepath.Join("pg_wal", seg), env)
+	same(t, "wal-push of a segment the agent holds", front, full)
+	if front.code != 0 || front.stderr != "" {
+		t.Errorf("wal-push of a stored segment: exit %d, stderr %q", front.code, front.stderr)
+	}
+	if got := counter(t, addr, "walden_wal_pushed_total"); got != before+2 {
+		t.Errorf("walden_wal_pushed_total went from %v to %v: the agent did not serve both calls", before, got)
+	}
+
+	before = counter(t, addr, "walden_wal_push_failures_total")
+	front, full = walPush(filepath.Join(c.Dir, "pg_wal", "0000000100000000000000FE"), env)
+	same(t, "wal-push of a missing segment, served by the agent", front, full)
+	if front.code != 1 || !strings.Contains(front.stderr, "could not find file for wal-push") {
+		t.Errorf("wal-push of a missing file: exit %d, stderr %q", front.code, front.stderr)
+	}
+	if got := counter(t, addr, "walden_wal_push_failures_total"); got != before+2 {
+		t.Errorf("walden_wal_push_failures_total went from %v to %v: the agent did not serve both calls", before, got)
+	}
+
+	// Another store and a socket nobody serves: the full program's own push.
+	alone := filepath.Join(c.Base, "env-alone")
+	aloneStore := c.MkDir(t, "store-alone")
+	vars["WALE_FILE_PREFIX"] = "file://localhost" + aloneStore
+	vars["WALDEN_SOCKET"] = filepath.Join(c.Base, "run", "nobody.sock")
+	writeEnvdir(t, alone, vars)
+	served := counter(t, addr, "walden_wal_pushed_total")
+	full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", alone, "wal-push", filepath.Join("pg_wal", seg))
+	if err := os.RemoveAll(filepath.Join(aloneStore, "wal_005")); err != nil {
+		t.Fatal(err)
+	}
+	front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", alone, "wal-push", filepath.Join("pg_wal", seg))
+	if !front.coreRan {
+		t.Errorf("without an agent the front did not run the full program")
+	}
+	same(t, "wal-push without an agent", front, full)
+	if front.code != 0 || !strings.Contains(front.stderr, "completed archiving") {
+		t.Errorf("wal-push without an agent: exit %d, stderr %q", front.code, front.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(aloneStore, "wal_005", seg+".lz4")); err != nil {
+		t.Errorf("the front's fall-through stored nothing: %v", err)
+	}
+	if got := counter(t, addr, "walden_wal_pushed_total"); got != served {
+		t.Errorf("the agent served a call configured for no agent (%v -> %v)", served, got)
+	}
+}

@@ -1,0 +1,193 @@
+// Command walden-front is installed as /usr/bin/walden in front of the full
+// program (/usr/lib/walden/walden). PostgreSQL runs archive_command once
+// per WAL segment, and the full program's start-up alone (initialising
+// every storage SDK it links) costs tens of milliseconds. When the agent
+// runs, it usually holds the segment already, so this small program asks
+// it over the fast-path socket and prints its answer; in every other case
+// it replaces itself with the full program, same argv and environment.
+//
+// It must link nothing heavy: no cloud SDKs, gRPC or metrics
+// (TestFrontLinksNoHeavyPackages holds it to that).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/config"
+	"github.com/walden-pg/walden/internal/cli"
+	"github.com/walden-pg/walden/walelog"
+)
+
+// coreVar names the full program explicitly (tests, unusual layouts).
+const coreVar = "WALDEN_CORE"
+
+// served are the commands the front can hand to the agent, with the
+// grammar of their arguments.
+var served = map[string]grammar{
+	"wal-push": {opts: cli.WalPushOptions, minPos: 1, maxPos: 1},
+	// HOOK wal-fetch: add
+	//   "wal-fetch": {opts: cli.WalFetchOptions, minPos: 2, maxPos: 2},
+	// (its option table moved from cmd/walden/walfetch.go into internal/cli,
+	// as wal-push's was) and a case in handOff calling its light client.
+}
+
+type grammar struct {
+	opts           []cli.Opt
+	minPos, maxPos int
+}
+
+func main() {
+	// The environment as given, before any envdir is read into it: the
+	// full program must start with exactly this.
+	env := os.Environ()
+	os.Exit(run(os.Args, env, os.Stdout, os.Stderr))
+}
+
+func run(argv, env []string, stdout, stderr io.Writer) int {
+	prog, _ := cli.Prog(argv[0])
+	cmd := commandOf(argv)
+	core, err := findCore(os.Getenv(coreVar))
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: cannot find the full walden program: %v\n", prog, err)
+		return missingCoreStatus(cmd)
+	}
+	if status, handled := handOff(argv, cmd, core, stdout, stderr); handled {
+		return status
+	}
+	err = syscall.Exec(core, argv, env)
+	fmt.Fprintf(stderr, "%s: cannot run the full walden program %s: %v\n", prog, core, err)
+	return missingCoreStatus(cmd)
+}
+
+// missingCoreStatus is the exit status when the full program cannot run.
+// wal-fetch's 1 would tell PostgreSQL the segment is missing, ending
+// recovery early: a broken installation must stop it instead.
+func missingCoreStatus(cmd string) int {
+	if cmd == "wal-fetch" {
+		return 200
+	}
+	return 2
+}
+
+// commandOf is the subcommand of argv, "" when the global options do not
+// parse.
+func commandOf(argv []string) string {
+	if cli.WantsHelp(argv[1:]) {
+		return ""
+	}
+	g, err := cli.ParseGlobal(argv)
+	if err != nil || len(g.Rest) == 0 {
+		return ""
+	}
+	return g.Rest[0]
+}
+
+// findCore locates the full program: $WALDEN_CORE when set, else
+// ../lib/walden/walden from this program's directory (the package's
+// layout), else walden-core beside it (a build tree).
+func findCore(explicit string) (string, error) {
+	self, err := os.Executable()
+	if err == nil {
+		self, err = filepath.EvalSymlinks(self)
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot find this program's own path: %v", err)
+	}
+	var candidates []string
+	if explicit != "" {
+		candidates = []string{explicit}
+	} else {
+		dir := filepath.Dir(self)
+		candidates = []string{filepath.Join(dir, "..", "lib", "walden", "walden"), filepath.Join(dir, "walden-core")}
+	}
+	for _, c := range candidates {
+		fi, err := os.Stat(c)
+		if err != nil || fi.IsDir() {
+			continue
+		}
+		if me, err := os.Stat(self); err == nil && os.SameFile(fi, me) {
+			// Running ourselves would loop for ever.
+			return "", fmt.Errorf("%s is this front program, not the full program", c)
+		}
+		return c, nil
+	}
+	if explicit != "" {
+		return "", fmt.Errorf("%s=%s does not exist", coreVar, explicit)
+	}
+	return "", fmt.Errorf("neither %s nor %s exists", candidates[0], candidates[1])
+}
+
+// handOff does what the full program does for a command the agent can
+// serve, up to the agent's answer. handled is false whenever the full
+// program must run instead: another command, anything it would report
+// itself (usage errors, help, configuration errors or warnings), no agent,
+// a refusal or a broken connection.
+func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bool) {
+	gr, ok := served[cmd]
+	if !ok || cli.WantsHelp(argv[1:]) {
+		return 0, false
+	}
+	g, err := cli.ParseGlobal(argv)
+	if err != nil {
+		return 0, false
+	}
+	in := g.Rest[1:]
+	for _, t := range in {
+		if t == "-h" || t == "--help" {
+			return 0, false
+		}
+	}
+	p, _, err := cli.Parse(gr.opts, in, false)
+	if err != nil || len(p.Pos) < gr.minPos || len(p.Pos) > gr.maxPos {
+		return 0, false
+	}
+	flags := g.Flags()
+	if dir, ok := g.Envdir(os.LookupEnv); ok {
+		if err := cli.ApplyEnvdir(dir); err != nil {
+			return 0, false
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			g.Args = cli.WithEnvdir(g.Args, abs)
+		}
+	}
+	s, err := config.Load(os.LookupEnv, flags)
+	if err != nil || len(s.Warnings) > 0 || s.SocketPath == "" {
+		return 0, false
+	}
+	fastpath.UseExecutable(core)
+	prog, _ := cli.Prog(argv[0])
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var req *fastpath.Request
+	switch cmd {
+	case "wal-push":
+		req = &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
+			Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
+	// HOOK wal-fetch: build its request here the same way (Command
+	// "wal-fetch", Positionals, Options, Flags, Prog, GlobalArgs, Terse) or
+	// call its light client, and mirror walfetch.go for a stop by signal.
+	default:
+		return 0, false
+	}
+	ok, status, err := fastpath.HandOff(ctx, s, req, stdout, stderr)
+	switch {
+	case !ok:
+		return 0, false
+	case err != nil:
+		// Stopped while the agent worked: the full program logs the
+		// error and exits 1 (app.fail).
+		l := walelog.New(cli.LogOptions(stderr, flags.Terse, s))
+		l.Error(walelog.Main, strings.ReplaceAll(err.Error(), "\n", " "), "", "")
+		l.Close()
+		return 1, true
+	}
+	return status, true
+}
