@@ -42,6 +42,10 @@ type Request struct {
 	Prog        string            `json:"prog"`
 	GlobalArgs  []string          `json:"global_args,omitempty"`
 	Terse       bool              `json:"terse,omitempty"`
+
+	// Receive: the client writes the fetched file itself from data
+	// frames (fetch_wire.go); the agent does not touch the destination.
+	Receive bool `json:"receive,omitempty"`
 }
 
 // CommandCheck asks the agent to run `walden check`'s store and data

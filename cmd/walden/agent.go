@@ -158,6 +158,9 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
+	if wal.ahead, err = newFetchAhead(log); err != nil {
+		return err
+	}
 	if pushAhead {
 		wal.pa = pr.newPushAhead(wal, rt.settings)
 	}
@@ -168,6 +171,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.ag = agent.New(agent.Options{
 		Checks:      checks,
 		PushAhead:   wal.pa,
+		FetchAhead:  wal.ahead,
 		Config:      agent.Config{Log: log, Backups: pr.backups(rt, log), Schedule: rt.spec, Retain: rt.settings.Retain.String()},
 		PGData:      pr.pgdata,
 		Initial:     initial,
@@ -196,6 +200,9 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	}()
 	err = pr.ag.Run(ctx)
 	wal.wait(2 * time.Second)
+	if wal.ahead != nil {
+		wal.ahead.Close()
+	}
 	return err
 }
 

@@ -29,7 +29,7 @@ var walFetchCmd = &command{
 		if err := wal.ValidName(p.pos[0]); err != nil {
 			return a.fetchUsageError(err)
 		}
-		if handled, err := a.handOff(ctx, "wal-fetch", p); handled {
+		if handled, err := a.handOffFetch(ctx, p); handled {
 			return err
 		}
 		ar, err := a.walArchive(ctx)
