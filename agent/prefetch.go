@@ -78,11 +78,12 @@ type prefetchCache struct {
 }
 
 type prefetchEntry struct {
-	done   chan struct{}
-	cancel context.CancelFunc
-	path   string // set when done without error
-	size   int64
-	err    error
+	done     chan struct{}
+	cancel   context.CancelFunc
+	path     string // set when done without error
+	size     int64
+	err      error
+	failedAt time.Time
 }
 
 type ewma struct {
@@ -270,8 +271,12 @@ func (p *Prefetcher) fill(src PrefetchSource, c *prefetchCache, seg string, n in
 		est = 16 << 20
 	}
 	for _, f := range future[:depth] {
-		if _, ok := c.entries[f]; ok {
-			continue
+		if e, ok := c.entries[f]; ok {
+			if e.err == nil || time.Since(e.failedAt) < notFoundMemory {
+				continue
+			}
+			// Failed a while ago: it may be in the store by now.
+			delete(c.entries, f)
 		}
 		if c.endAt != "" && f[:8] == c.endAt[:8] && f >= c.endAt {
 			break // the archive ended there a moment ago
@@ -330,7 +335,7 @@ func (p *Prefetcher) start(src PrefetchSource, c *prefetchCache, seg string) {
 		path, size, err := fetchInto(ctx, src, c.dir, seg)
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		e.path, e.size, e.err = path, size, err
+		e.path, e.size, e.err, e.failedAt = path, size, err, time.Now()
 		if err == nil {
 			d := time.Since(begin)
 			p.fetchSec.Observe(d.Seconds())
