@@ -13,7 +13,7 @@ import (
 
 // Fetch hands a wal-fetch to the agent on the socket at path and writes
 // the file the agent sends to dest itself: a temporary name in dest's
-// directory, synced, renamed onto dest only once the agent reports
+// directory, renamed onto dest only once the agent reports
 // success, so that nothing is left at dest otherwise. The command's log
 // lines are copied to stdout and stderr as they arrive.
 //
@@ -88,9 +88,10 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 				// Failed, or an agent that wrote dest itself.
 				return m.Status, nil
 			}
-			if werr == nil {
-				werr = tmp.Sync()
-			}
+			// Not synced, as a standalone wal-fetch (and WAL-E, and cp)
+			// does not: PostgreSQL reads the file at once, fetches it
+			// again after a crash, and makes durable (durable_rename)
+			// what it keeps. A sync here costs more than the fetch.
 			if err := tmp.Close(); werr == nil {
 				werr = err
 			}
