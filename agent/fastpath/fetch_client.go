@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,8 +53,9 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 	}
 	got := false
 	var werr error
+	buf := make([]byte, 1<<20)
 	for {
-		typ, p, err := readFrame(c)
+		typ, p, err := readFrameInto(c, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -109,4 +111,26 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
 	}
+}
+
+// readFrameInto is readFrame reusing buf for frames that fit: the file's
+// bytes come in frames of the agent's 1 MiB buffer.
+func readFrameInto(r io.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("fastpath: frame of %d bytes is too large", n)
+	}
+	p := buf
+	if int(n) > len(buf) {
+		p = make([]byte, n)
+	}
+	p = p[:n]
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], p, nil
 }

@@ -2,7 +2,9 @@ package fastpath
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
+	"net"
 )
 
 // frameData carries the bytes of the fetched file to a client that asked
@@ -18,10 +20,34 @@ const frameReset = 'Z'
 
 type dataKey struct{}
 
-type dataStreams struct{ data, reset stream }
+type dataStreams struct {
+	data  dataStream
+	reset stream
+}
 
 func withData(ctx context.Context, data, reset stream) context.Context {
-	return context.WithValue(ctx, dataKey{}, &dataStreams{data, reset})
+	return context.WithValue(ctx, dataKey{}, &dataStreams{dataStream(data), reset})
+}
+
+// dataStream is a stream whose frames go out with one writev, header and
+// payload, without copying the payload (the file's bytes) into a frame.
+type dataStream stream
+
+func (s dataStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.wrote = true
+	if *s.err != nil {
+		return len(p), nil
+	}
+	var hdr [5]byte
+	hdr[0] = s.typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
+	bufs := net.Buffers{hdr[:], p}
+	if _, err := bufs.WriteTo(s.w); err != nil {
+		*s.err = err
+	}
+	return len(p), nil
 }
 
 // ResetData tells a receiving client to discard the data sent so far.
