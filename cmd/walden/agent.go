@@ -102,6 +102,10 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
+	prefetchLimit, err := prefetchBytes()
+	if err != nil {
+		return err
+	}
 	if err := pr.logFile.Reopen(rt.settings.LogFile); err != nil {
 		return &config.Error{Var: "WALDEN_LOG_FILE", Msg: oneLine(err.Error())}
 	}
@@ -158,9 +162,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
-	if wal.ahead, err = newFetchAhead(log); err != nil {
-		return err
-	}
+	wal.ahead = newFetchAhead(log, prefetchLimit)
 	if pushAhead {
 		wal.pa = pr.newPushAhead(wal, rt.settings)
 	}

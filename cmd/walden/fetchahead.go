@@ -55,11 +55,7 @@ func prefetchBytes() (int64, error) {
 // CacheDirectory when the unit has one, else the temporary directory
 // (private to the service under PrivateTmp). Without a usable directory
 // the agent still serves wal-fetch, without prefetching.
-func newFetchAhead(log *walelog.Logger) (*agent.Prefetcher, error) {
-	n, err := prefetchBytes()
-	if err != nil {
-		return nil, err
-	}
+func newFetchAhead(log *walelog.Logger, limit int64) *agent.Prefetcher {
 	root := os.Getenv("CACHE_DIRECTORY")
 	if i := strings.IndexByte(root, ':'); i >= 0 {
 		root = root[:i]
@@ -67,15 +63,15 @@ func newFetchAhead(log *walelog.Logger) (*agent.Prefetcher, error) {
 	if root == "" {
 		root = os.TempDir()
 	}
-	p, err := agent.NewPrefetcher(root, n)
+	p, err := agent.NewPrefetcher(root, limit)
 	if err != nil {
 		log.Warn(walelog.WaldenName, "WAL prefetch in the agent is off",
 			fmt.Sprintf("Cannot make the prefetch cache under %s: %v.", root, unwrapOp(err)),
 			"wal-fetch through the agent fetches each segment when asked.",
 			walelog.F("action", "agent"), walelog.F("state", "starting"))
-		return nil, nil
+		return nil
 	}
-	return p, nil
+	return p
 }
 
 // handOffFetch gives a wal-fetch to the agent, which sends the file's

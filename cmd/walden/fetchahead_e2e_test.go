@@ -380,3 +380,21 @@ func TestFetchAheadAgentKilledMidReplayTheClientsFallBack(t *testing.T) {
 		t.Errorf("no standalone prefetch after the agent died: %v", err)
 	}
 }
+
+// TestAgentRefusesAMalformedPrefetchBytesSetting: one short error naming
+// the variable and the value, before the agent serves anything.
+func TestAgentRefusesAMalformedPrefetchBytesSetting(t *testing.T) {
+	bin := pgtest.BuildWalden(t)
+	c := pgtest.New(t, pgtest.Options{})
+	store := c.MkDir(t, "store")
+	for _, bad := range []string{"lots", "-5", "0", "12T"} {
+		env, _ := agentEnvdir(t, c, store, map[string]string{"WALDEN_PREFETCH_BYTES": bad})
+		_, errOut, code, _ := runWalden(t, nil, "", bin, "--envdir", env, "agent", "--pgdata", c.Dir)
+		if code == 0 || !strings.Contains(errOut, "WALDEN_PREFETCH_BYTES") || !strings.Contains(errOut, fmt.Sprintf("%q", bad)) {
+			t.Fatalf("WALDEN_PREFETCH_BYTES=%s: exit %d:\n%s", bad, code, errOut)
+		}
+		if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 3 {
+			t.Errorf("more than a short error:\n%s", errOut)
+		}
+	}
+}
