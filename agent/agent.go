@@ -50,6 +50,8 @@ type Options struct {
 	Checks *Checks // scheduled verify and restore drills; nil: none
 
 	PushAhead *PushAhead // archives .ready segments ahead of archive_command; nil: off
+
+	FetchAhead *Prefetcher // fetches WAL ahead of replay for fast-path wal-fetch; nil: none
 }
 
 // Agent runs the schedule and serves state until its context ends.
@@ -87,6 +89,9 @@ func New(o Options) *Agent {
 	a.registerCheckMetrics()
 	if o.PushAhead != nil {
 		o.PushAhead.register(a.m.reg)
+	}
+	if o.FetchAhead != nil {
+		o.FetchAhead.register(a.m.reg)
 	}
 	return a
 }

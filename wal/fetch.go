@@ -195,10 +195,24 @@ func (a *Archive) download(ctx context.Context, key, name, dest string, sysid ui
 		return fmt.Errorf("wal-fetch: download %s: %w", url, err)
 	}
 	defer rc.Close()
+	c, finish, err := a.decodeChecked(rc, key, name, sysid, sysidFrom)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dest, c, finish, durable, func(err error) error {
+		return fmt.Errorf("wal-fetch: %s: %w", url, err)
+	})
+}
+
+// decodeChecked wraps a stored object's bytes with its decoding and the
+// segment checks; finish closes the decoder (which verifies integrity)
+// and checks what only the end can tell.
+func (a *Archive) decodeChecked(rc io.Reader, key, name string, sysid uint64, sysidFrom string) (io.Reader, func() error, error) {
+	url := a.Prefix.URL(key)
 	br := bufio.NewReaderSize(rc, 64<<10)
 	if head, _ := br.Peek(8); !gpg.IsEncrypted(head) && a.RequireEncrypted {
 		if !a.AllowPlaintext {
-			return fmt.Errorf("wal-fetch: %w", &PlaintextError{URL: url})
+			return nil, nil, fmt.Errorf("wal-fetch: %w", &PlaintextError{URL: url})
 		}
 		a.Log.Warn(walelog.Backup, "accepted a plaintext object from an encrypted archive",
 			fmt.Sprintf("%s is not encrypted; WALDEN_ALLOW_PLAINTEXT=true accepts it.", url), "",
@@ -206,17 +220,15 @@ func (a *Archive) download(ctx context.Context, key, name, dest string, sysid ui
 	}
 	dec, err := blob.NewReader(key, br, a.Crypt)
 	if err != nil {
-		return fmt.Errorf("wal-fetch: decode %s: %w", url, err)
+		return nil, nil, fmt.Errorf("wal-fetch: decode %s: %w", url, err)
 	}
 	c := newChecked(name, dec, sysid, sysidFrom)
-	return writeAtomic(dest, c, func() error {
+	return c, func() error {
 		if err := dec.Close(); err != nil {
 			return err
 		}
 		return c.verify()
-	}, durable, func(err error) error {
-		return fmt.Errorf("wal-fetch: %s: %w", url, err)
-	})
+	}, nil
 }
 
 // writeAtomic copies r to a temporary name in dest's directory, runs
@@ -473,4 +485,93 @@ func (a *Archive) Prefetch(ctx context.Context, base, seg string) error {
 	}
 	a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields("wal-prefetch", url, seg, walelog.F("state", "complete"))...)
 	return nil
+}
+
+// ControlSystemID is the system identifier of the cluster whose pg_wal
+// holds dest, and that data directory ("" when dest is not in one).
+func ControlSystemID(dest string) (uint64, string) { return controlSystemID(dest) }
+
+// CheckFile checks a local copy of the WAL file name as a download is
+// checked: page headers, length, and the system identifier when known.
+func CheckFile(path, name string, sysid uint64, sysidFrom string) error {
+	return checkFile(path, name, sysid, sysidFrom)
+}
+
+// FetchTo writes the decoded, checked content of the WAL file name to w,
+// logging as Fetch does under action with dest as the destination named
+// in the log lines. A remote store is first asked directly for the object
+// in the configured format (one request instead of a listing and a
+// download); only when that is absent is the name located among the other
+// formats. It returns ErrNotFound (after the gap check) when the store
+// lacks the file. When it fails, w may have received part of the content:
+// the caller discards it.
+func (a *Archive) FetchTo(ctx context.Context, action, name, dest string, w io.Writer, sysid uint64, sysidFrom string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	key := Dir + name + a.Format.Ext()
+	var rc io.ReadCloser
+	var err error
+	if l, ok := a.Store.(local); !ok || !l.Local() {
+		rc, err = a.Store.Get(ctx, key)
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+		}
+	}
+	found := rc != nil
+	if !found {
+		var loc string
+		loc, found, err = a.locate(ctx, name)
+		if err != nil {
+			return fmt.Errorf("wal-fetch %s: %w", name, err)
+		}
+		if found {
+			key = loc
+		}
+	}
+	url := a.Prefix.URL(key)
+	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields(action, url, name, walelog.F("state", "begin"))...)
+	notFound := func() error {
+		if err := a.checkGap(ctx, name); err != nil {
+			return err
+		}
+		a.logNotFound(url)
+		a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields(action, url, name, walelog.F("state", "complete"))...)
+		return ErrNotFound
+	}
+	if !found {
+		return notFound()
+	}
+	if rc == nil {
+		if rc, err = a.Store.Get(ctx, key); err != nil {
+			if isNotFound(err) {
+				// Deleted between the lookup and the download: as absent.
+				return notFound()
+			}
+			return fmt.Errorf("wal-fetch: download %s: %w", url, err)
+		}
+	}
+	defer rc.Close()
+	c, finish, err := a.decodeChecked(rc, key, name, sysid, sysidFrom)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, c)
+	if ferr := finish(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("wal-fetch: %s: %w", url, err)
+	}
+	a.Log.Info(a.backendLogger(), "completed download and decompression",
+		fmt.Sprintf("Downloaded and decompressed %q to %q", url, dest), "")
+	a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields(action, url, name, walelog.F("state", "complete"))...)
+	return nil
+}
+
+// LogPromoted logs, as Fetch does, that a prefetched copy of name was
+// served.
+func (a *Archive) LogPromoted(name string) {
+	url := a.Prefix.URL(Dir + name + a.Format.Ext())
+	a.Log.Info(walelog.Backup, "promoted prefetched wal segment", "", "", a.fields("wal-fetch", url, name)...)
 }

@@ -4,19 +4,13 @@ package wal
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
+
+	"github.com/walden-pg/walden/wal/walname"
 )
 
 // Dir is the store directory holding WAL objects.
 const Dir = "wal_005/"
-
-var (
-	segmentRe = regexp.MustCompile(`^[0-9A-F]{24}$`)
-	historyRe = regexp.MustCompile(`^[0-9A-F]{8}\.history$`)
-	backupRe  = regexp.MustCompile(`^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$`)
-	partialRe = regexp.MustCompile(`^[0-9A-F]{24}\.partial$`)
-)
 
 // Segment is a WAL segment name split into timeline, log and segment numbers.
 type Segment struct {
@@ -25,7 +19,7 @@ type Segment struct {
 
 // ParseSegment parses a 24-hex-digit segment name.
 func ParseSegment(name string) (Segment, error) {
-	if !segmentRe.MatchString(name) {
+	if !walname.IsSegment(name) {
 		return Segment{}, fmt.Errorf("%q is not a WAL segment name (24 upper-case hex digits)", name)
 	}
 	p := func(s string) uint32 { v, _ := strconv.ParseUint(s, 16, 32); return uint32(v) }
@@ -50,30 +44,18 @@ func (s Segment) Next() Segment {
 func (s Segment) Number() uint64 { return uint64(s.Log)<<32 | uint64(s.Seg) }
 
 // Kind classifies a WAL file name as PostgreSQL hands it to archive_command.
-type Kind int
+type Kind = walname.Kind
 
 const (
-	KindOther Kind = iota
-	KindSegment
-	KindHistory
-	KindBackup
-	KindPartial
+	KindOther   = walname.KindOther
+	KindSegment = walname.KindSegment
+	KindHistory = walname.KindHistory
+	KindBackup  = walname.KindBackup
+	KindPartial = walname.KindPartial
 )
 
 // Classify tells what kind of WAL file name is.
-func Classify(name string) Kind {
-	switch {
-	case segmentRe.MatchString(name):
-		return KindSegment
-	case historyRe.MatchString(name):
-		return KindHistory
-	case backupRe.MatchString(name):
-		return KindBackup
-	case partialRe.MatchString(name):
-		return KindPartial
-	}
-	return KindOther
-}
+func Classify(name string) Kind { return walname.Classify(name) }
 
 // Future returns the n segments after name, or nil when name is not a plain segment.
 func Future(name string, n int) []string {

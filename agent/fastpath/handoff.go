@@ -47,6 +47,34 @@ func HandOff(ctx context.Context, s *config.Settings, req *Request, stdout, stde
 	return true, status, nil
 }
 
+// HandOffFetch is HandOff for wal-fetch: the agent sends the file's bytes
+// and this process writes dest itself (Fetch), so that the agent never
+// needs to write where the caller may and it may not.
+func HandOffFetch(ctx context.Context, s *config.Settings, req *Request, dest string, stdout, stderr io.Writer) (handled bool, status int, err error) {
+	if s == nil || s.SocketPath == "" {
+		return false, 0, nil
+	}
+	if _, err := os.Stat(s.SocketPath); err != nil {
+		return false, 0, nil
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false, 0, nil
+	}
+	req.Fingerprint = Fingerprint(s)
+	req.Log = LogShapeOf(s)
+	req.Cwd = cwd
+	req.Pid = os.Getpid()
+	status, err = Fetch(ctx, s.SocketPath, req, dest, stdout, stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, 0, ctx.Err()
+		}
+		return false, 0, nil
+	}
+	return true, status, nil
+}
+
 // UseExecutable makes Fingerprint identify the program at path instead of
 // the running one. The front program, which only hands requests on, uses
 // it for the full program it stands for: that is what the agent runs, and

@@ -193,6 +193,10 @@ func (s *Server) serve(c net.Conn) {
 	var werr error
 	out := stream{mu: &mu, w: c, typ: frameStdout, wrote: &wrote, err: &werr}
 	errw := stream{mu: &mu, w: c, typ: frameStderr, wrote: &wrote, err: &werr}
+	if req.Receive {
+		ctx = withData(ctx, stream{mu: &mu, w: c, typ: frameData, wrote: &wrote, err: &werr},
+			stream{mu: &mu, w: c, typ: frameReset, wrote: &wrote, err: &werr})
+	}
 	rep, herr := s.safeHandle(ctx, &req, out, errw)
 	mu.Lock()
 	defer mu.Unlock()

@@ -43,6 +43,10 @@ type Request struct {
 	GlobalArgs  []string          `json:"global_args,omitempty"`
 	Terse       bool              `json:"terse,omitempty"`
 	Log         *LogShape         `json:"log,omitempty"` // the client's logging (log.go)
+
+	// Receive: the client writes the fetched file itself from data
+	// frames (fetch_wire.go); the agent does not touch the destination.
+	Receive bool `json:"receive,omitempty"`
 }
 
 // CommandCheck asks the agent to run `walden check`'s store and data

@@ -23,6 +23,7 @@ import (
 	"github.com/walden-pg/walden/agent/fastpath"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/internal/cli"
+	"github.com/walden-pg/walden/wal/walname"
 	"github.com/walden-pg/walden/walelog"
 )
 
@@ -32,11 +33,8 @@ const coreVar = "WALDEN_CORE"
 // served are the commands the front can hand to the agent, with the
 // grammar of their arguments.
 var served = map[string]grammar{
-	"wal-push": {opts: cli.WalPushOptions, minPos: 1, maxPos: 1},
-	// HOOK wal-fetch: add
-	//   "wal-fetch": {opts: cli.WalFetchOptions, minPos: 2, maxPos: 2},
-	// (its option table moved from cmd/walden/walfetch.go into internal/cli,
-	// as wal-push's was) and a case in handOff calling its light client.
+	"wal-push":  {opts: cli.WalPushOptions, minPos: 1, maxPos: 1},
+	"wal-fetch": {opts: cli.WalFetchOptions, minPos: 2, maxPos: 2},
 }
 
 type grammar struct {
@@ -166,18 +164,22 @@ func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bo
 	prog, _ := cli.Prog(argv[0])
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var req *fastpath.Request
+	req := &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
+		Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
+	var status int
 	switch cmd {
 	case "wal-push":
-		req = &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
-			Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
-	// HOOK wal-fetch: build its request here the same way (Command
-	// "wal-fetch", Positionals, Options, Flags, Prog, GlobalArgs, Terse) or
-	// call its light client, and mirror walfetch.go for a stop by signal.
+		ok, status, err = fastpath.HandOff(ctx, s, req, stdout, stderr)
+	case "wal-fetch":
+		// A name that is not a WAL file's is a usage error the full
+		// program words itself.
+		if walname.Classify(p.Pos[0]) == walname.KindOther {
+			return 0, false
+		}
+		ok, status, err = fastpath.HandOffFetch(ctx, s, req, p.Pos[1], stdout, stderr)
 	default:
 		return 0, false
 	}
-	ok, status, err := fastpath.HandOff(ctx, s, req, stdout, stderr)
 	switch {
 	case !ok:
 		return 0, false

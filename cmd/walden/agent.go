@@ -102,6 +102,10 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	if err != nil {
 		return err
 	}
+	prefetchLimit, err := prefetchBytes()
+	if err != nil {
+		return err
+	}
 	if err := pr.logFile.Reopen(rt.settings.LogFile); err != nil {
 		return &config.Error{Var: "WALDEN_LOG_FILE", Msg: oneLine(err.Error())}
 	}
@@ -158,6 +162,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.commit(rt.settings)
 
 	wal := &agentWAL{root: ctx, cwd: cwd, current: pr.current}
+	wal.ahead = newFetchAhead(log, prefetchLimit)
 	if pushAhead {
 		wal.pa = pr.newPushAhead(wal, rt.settings)
 	}
@@ -168,6 +173,7 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	pr.ag = agent.New(agent.Options{
 		Checks:      checks,
 		PushAhead:   wal.pa,
+		FetchAhead:  wal.ahead,
 		Config:      agent.Config{Log: log, Backups: pr.backups(rt, log), Schedule: rt.spec, Retain: rt.settings.Retain.String()},
 		PGData:      pr.pgdata,
 		Initial:     initial,
@@ -196,6 +202,9 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 	}()
 	err = pr.ag.Run(ctx)
 	wal.wait(2 * time.Second)
+	if wal.ahead != nil {
+		wal.ahead.Close()
+	}
 	return err
 }
 

@@ -62,6 +62,8 @@ type agentWAL struct {
 	prefetches sync.WaitGroup
 
 	pa *agent.PushAhead // nil: push-ahead is off
+
+	ahead *agent.Prefetcher // fetch-ahead for clients that write %p themselves; nil: none
 }
 
 func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
@@ -157,6 +159,9 @@ func (w *agentWAL) push(ctx context.Context, cur *config.Settings, a *app, p *ar
 func (w *agentWAL) fetch(ctx context.Context, cur *config.Settings, a *app, p *args) (notFound bool, err error) {
 	if err := wal.ValidName(p.pos[0]); err != nil {
 		return false, a.fetchUsageError(err)
+	}
+	if data := fastpath.Data(ctx); data != nil {
+		return w.fetchReceive(ctx, cur, a, p, data)
 	}
 	ar, err := w.archive(cur, a)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/walden-pg/walden/gpg"
+	"github.com/walden-pg/walden/internal/cli"
 	"github.com/walden-pg/walden/wal"
 )
 
@@ -29,7 +30,7 @@ var walFetchCmd = &command{
 		if err := wal.ValidName(p.pos[0]); err != nil {
 			return a.fetchUsageError(err)
 		}
-		if handled, err := a.handOff(ctx, "wal-fetch", p); handled {
+		if handled, err := a.handOffFetch(ctx, p); handled {
 			return err
 		}
 		ar, err := a.walArchive(ctx)
@@ -42,7 +43,7 @@ var walFetchCmd = &command{
 }
 
 var (
-	walFetchOpts        = []opt{{long: "--prefetch", short: "-p", metavar: "PREFETCH", isInt: true, help: "prefetch this many following segments in the background (default 8)"}}
+	walFetchOpts        = optsOf(cli.WalFetchOptions)
 	walFetchPositionals = []string{"WAL_SEGMENT", "WAL_DESTINATION"}
 )
 

@@ -165,6 +165,11 @@ var WalPushOptions = []Opt{
 	{Long: "--pool-size", Short: "-p", Metavar: "POOL_SIZE", IsInt: true, Help: "upload up to this many .ready segments at once (default 32)"},
 }
 
+// WalFetchOptions are wal-fetch's options.
+var WalFetchOptions = []Opt{
+	{Long: "--prefetch", Short: "-p", Metavar: "PREFETCH", IsInt: true, Help: "prefetch this many following segments in the background (default 8)"},
+}
+
 // Prog is the program's name for messages, "walden" or "wal-e": invoked
 // through a link named wal-e, walden behaves as WAL-E.
 func Prog(argv0 string) (prog string, walE bool) {

@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+var errAbsent = errors.New("absent")
+
+// memSource serves segments up to last from memory, after delay, and
+// counts the requests per segment.
+type memSource struct {
+	mu    sync.Mutex
+	calls map[string]int
+	last  string
+	delay time.Duration
+}
+
+func (m *memSource) src() PrefetchSource {
+	return PrefetchSource{Key: "p-test", NotFound: func(err error) bool { return errors.Is(err, errAbsent) },
+		Fetch: func(ctx context.Context, seg string, w io.Writer) error {
+			m.mu.Lock()
+			m.calls[seg]++
+			m.mu.Unlock()
+			select {
+			case <-time.After(m.delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if seg > m.last {
+				return errAbsent
+			}
+			_, err := w.Write(bytes.Repeat([]byte(seg[16:]), 1024))
+			return err
+		}}
+}
+
+func (m *memSource) count(seg string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls[seg]
+}
+
+func seg(n int) string {
+	return "0000000100000000" + []string{"00000001", "00000002", "00000003", "00000004", "00000005", "00000006", "00000007", "00000008", "00000009", "0000000A", "0000000B", "0000000C"}[n-1]
+}
+
+func newTestPrefetcher(t *testing.T, maxBytes int64) *Prefetcher {
+	t.Helper()
+	p, err := NewPrefetcher(t.TempDir(), maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestPrefetchDepthCoversTheFetchLatencyWithinTheCeiling pins the adaptive
+// depth: segments ahead x time between requests covers a fetch, at least
+// 1, at most -p.
+func TestPrefetchDepthCoversTheFetchLatencyWithinTheCeiling(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	if d := p.depthFor(8); d != 8 {
+		t.Errorf("nothing measured: depth %d, want the ceiling 8", d)
+	}
+	for _, c := range []struct {
+		lat, gap float64
+		n, want  int
+	}{
+		{0.2, 0.05, 8, 5},   // 200 ms store, a segment every 50 ms: 4 in flight + 1
+		{0.2, 0.01, 8, 8},   // faster replay than 8 can cover: capped
+		{0.01, 1, 8, 2},     // fast store, slow replay
+		{0.2, 0.05, 1, 1},   // -p 1
+		{0.001, 10, 3, 2},   // never below 1 ahead plus the next
+		{0.5, 0.05, 16, 11}, // a higher ceiling lets it grow
+	} {
+		p.lat, p.gap = ewma{c.lat, true}, ewma{c.gap, true}
+		if d := p.depthFor(c.n); d != c.want {
+			t.Errorf("latency %vs, %vs between requests, -p %d: depth %d, want %d", c.lat, c.gap, c.n, d, c.want)
+		}
+	}
+}
+
+// TestPrefetchPastTheEndOfTheArchiveIsAskedOnceNotInALoop: a standby at
+// the end of the archive asks again and again; the names past the end are
+// asked of the store once, then only after the memory expires.
+func TestPrefetchPastTheEndOfTheArchiveIsAskedOnceNotInALoop(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(3)}
+	src := m.src()
+	p.Want(src, seg(3), 4)
+	p.wg.Wait()
+	for i := 0; i < 50; i++ {
+		p.Want(src, seg(3), 4)
+		p.Take(context.Background(), src.Key, seg(3))
+	}
+	p.wg.Wait()
+	if n := m.count(seg(4)); n != 1 {
+		t.Errorf("%s (the first missing) asked %d times, want 1", seg(4), n)
+	}
+	if n := m.count(seg(5)); n > 1 {
+		t.Errorf("%s (beyond the end) asked %d times, want at most 1", seg(5), n)
+	}
+	// Once archived, it is fetched ahead again after the memory expires.
+	m.mu.Lock()
+	m.last = seg(4)
+	m.mu.Unlock()
+	time.Sleep(notFoundMemory + 100*time.Millisecond)
+	p.Want(src, seg(3), 4)
+	if _, ok := p.Take(context.Background(), src.Key, seg(4)); !ok {
+		t.Errorf("%s, archived meanwhile, was not fetched ahead again", seg(4))
+	}
+}
+
+// TestPrefetchServesCachedSegmentsAndDropsWhatReplayPassed: hits for what
+// was fetched ahead, the window follows the requests, -p 0 fetches nothing,
+// and Close removes the cache.
+func TestPrefetchServesCachedSegmentsAndDropsWhatReplayPassed(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(12)}
+	src := m.src()
+	p.Want(src, seg(1), 0)
+	p.wg.Wait()
+	if n := p.Started(); n != 0 {
+		t.Fatalf("-p 0 started %d prefetches", n)
+	}
+	p.Want(src, seg(1), 3)
+	for i := 2; i <= 4; i++ {
+		path, ok := p.Take(context.Background(), src.Key, seg(i))
+		if !ok {
+			t.Fatalf("%s not served from the cache", seg(i))
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(b, bytes.Repeat([]byte(seg(i)[16:]), 1024)) {
+			t.Fatalf("%s: cached content wrong (%v)", seg(i), err)
+		}
+		os.Remove(path)
+		p.Want(src, seg(i), 3)
+	}
+	// Jump ahead: what is behind is dropped.
+	p.Want(src, seg(10), 2)
+	p.wg.Wait()
+	time.Sleep(50 * time.Millisecond) // dropped files go in the background
+	files, _ := filepath.Glob(filepath.Join(p.root, "p-test.*", "0*"))
+	for _, f := range files {
+		if b := filepath.Base(f); b != seg(11) && b != seg(12) {
+			t.Errorf("%s still cached after replay moved to %s", b, seg(10))
+		}
+	}
+	if _, ok := p.Take(context.Background(), src.Key, seg(5)); ok {
+		t.Errorf("%s served after it was dropped", seg(5))
+	}
+	root := p.root
+	p.Close()
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("Close left %v", ents)
+	}
+}
+
+// TestPrefetchCacheDirectoryIsPrivate: 0700, and another user's directory
+// is refused rather than used.
+func TestPrefetchCacheDirectoryIsPrivate(t *testing.T) {
+	root := t.TempDir()
+	p2, err := NewPrefetcher(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	fi, err := os.Stat(p2.root)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("cache root %s: %v %v, want 0700", p2.root, fi.Mode(), err)
+	}
+	if os.Getuid() == 0 {
+		other := t.TempDir()
+		d := filepath.Join(other, "walden-prefetch-0")
+		os.Mkdir(d, 0o700)
+		os.Chown(d, 12345, 12345)
+		if _, err := NewPrefetcher(other, 0); err == nil {
+			t.Errorf("a cache directory owned by another user was accepted")
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walden-pg/walden/agent"
+	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/config"
+	"github.com/walden-pg/walden/wal"
+	"github.com/walden-pg/walden/walelog"
+)
+
+// prefetchBytesVar bounds the agent's prefetch cache.
+const prefetchBytesVar = "WALDEN_PREFETCH_BYTES"
+
+// prefetchBytes reads WALDEN_PREFETCH_BYTES: a number of bytes, with an
+// optional K, M or G suffix (powers of 1024).
+func prefetchBytes() (int64, error) {
+	v, set := os.LookupEnv(prefetchBytesVar)
+	v = strings.TrimSpace(v)
+	if !set || v == "" {
+		return agent.DefaultPrefetchBytes, nil
+	}
+	mult := int64(1)
+	switch strings.ToUpper(v[len(v)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	num := v
+	if mult != 1 {
+		num = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, &config.Error{Var: prefetchBytesVar, Msg: fmt.Sprintf("must be a positive number of bytes (K, M or G suffix allowed), not %q", v)}
+	}
+	return n * mult, nil
+}
+
+// newFetchAhead makes the agent's prefetch cache: under systemd's
+// CacheDirectory when the unit has one, else the temporary directory
+// (private to the service under PrivateTmp). Without a usable directory
+// the agent still serves wal-fetch, without prefetching.
+func newFetchAhead(log *walelog.Logger, limit int64) *agent.Prefetcher {
+	root := os.Getenv("CACHE_DIRECTORY")
+	if i := strings.IndexByte(root, ':'); i >= 0 {
+		root = root[:i]
+	}
+	if root == "" {
+		root = os.TempDir()
+	}
+	p, err := agent.NewPrefetcher(root, limit)
+	if err != nil {
+		log.Warn(walelog.WaldenName, "WAL prefetch in the agent is off",
+			fmt.Sprintf("Cannot make the prefetch cache under %s: %v.", root, unwrapOp(err)),
+			"wal-fetch through the agent fetches each segment when asked.",
+			walelog.F("action", "agent"), walelog.F("state", "starting"))
+		return nil
+	}
+	return p
+}
+
+// handOffFetch gives a wal-fetch to the agent, which sends the file's
+// bytes; this process writes %p itself. As handOff otherwise.
+func (a *app) handOffFetch(ctx context.Context, p *args) (handled bool, err error) {
+	handled, status, err := fastpath.HandOffFetch(ctx, a.settings, &fastpath.Request{
+		Command:     "wal-fetch",
+		Positionals: p.pos,
+		Options:     p.vals,
+		Flags:       p.flags,
+		Prog:        a.prog,
+		GlobalArgs:  a.globalArgs,
+		Terse:       a.flags.Terse,
+	}, p.pos[1], a.stdout, a.stderr)
+	if !handled || err != nil || status == 0 {
+		return handled, err
+	}
+	return true, exitStatus(status)
+}
+
+// prefixKey names a store prefix's cache directory.
+func prefixKey(ar *wal.Archive) string {
+	sum := sha256.Sum256([]byte(ar.Prefix.URL("")))
+	return "p-" + hex.EncodeToString(sum[:6])
+}
+
+// fetchReceive serves a wal-fetch whose client writes the file itself:
+// from the prefetch cache when it holds the segment, else from the store,
+// and in both cases it starts fetching the segments after it. Exit
+// statuses are fetchWith's.
+func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *app, p *args, data io.Writer) (notFound bool, err error) {
+	name, dest := p.pos[0], p.pos[1]
+	ar, err := w.archive(cur, a)
+	if err != nil {
+		a.fail(err)
+		return false, exitStatus(exitFetchFailed)
+	}
+	sysid, sysidFrom := wal.ControlSystemID(dest)
+	bw := bufio.NewWriterSize(data, 1<<20)
+	pf := w.ahead
+	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
+		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
+		pf.Want(src, name, n)
+		if path, ok := pf.Take(ctx, src.Key, name); ok {
+			err := serveCached(path, name, sysid, sysidFrom, bw)
+			os.Remove(path)
+			pf.Fill(src, name, n)
+			if err == nil {
+				ar.LogPromoted(name)
+				return false, nil
+			}
+			bw.Reset(data)
+			fastpath.ResetData(ctx)
+			a.log.Warn(walelog.Prefetch, "discarded an invalid prefetched segment",
+				fmt.Sprintf("%s: %v", path, err), "The segment is downloaded again.")
+		}
+	}
+	begin := time.Now()
+	err = ar.FetchTo(ctx, "wal-fetch", name, dest, bw, sysid, sysidFrom)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && pf != nil {
+		pf.Observe(time.Since(begin))
+	}
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, wal.ErrNotFound):
+		return true, exitStatus(1)
+	}
+	var ne *wal.NameError
+	if errors.As(err, &ne) {
+		return false, a.fetchUsageError(err)
+	}
+	a.fail(err)
+	if ctx.Err() != nil {
+		return false, exitStatus(1)
+	}
+	return false, exitStatus(exitFetchFailed)
+}
+
+// serveCached sends a cached segment, checked as it is read; what fails
+// the check must not be kept by the client (ResetData).
+func serveCached(path, name string, sysid uint64, sysidFrom string, bw *bufio.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c := wal.CheckReader(name, f)
+	if _, err := io.Copy(bw, c); err != nil {
+		return err
+	}
+	if h, ok := c.Header(); ok && sysidFrom != "" && h.SysID != sysid {
+		return &wal.SystemIDError{Name: name, Got: h.SysID, Want: sysid, ControlDir: sysidFrom}
+	}
+	return bw.Flush()
+}
+
+// prefetchSource fetches with the configuration in force when replay
+// asked, logging to the agent's log destinations only, as a detached
+// wal-prefetch did.
+func (w *agentWAL) prefetchSource(cur *config.Settings, a *app, key string, sysid uint64, sysidFrom string) agent.PrefetchSource {
+	return agent.PrefetchSource{
+		Key: key,
+		Fetch: func(ctx context.Context, seg string, out io.Writer) error {
+			pa := &app{settings: a.settings, flags: a.flags, stdout: io.Discard, stderr: io.Discard}
+			pa.log = pa.newLogger(a.settings)
+			defer pa.log.Close()
+			ar, err := w.archive(cur, pa)
+			if err != nil {
+				return err
+			}
+			return ar.FetchTo(ctx, "wal-prefetch", seg, seg, out, sysid, sysidFrom)
+		},
+		NotFound: func(err error) bool { return errors.Is(err, wal.ErrNotFound) },
+	}
+}
