@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,13 +79,22 @@ func BenchmarkDeltaChainRestoreVsFull(b *testing.B) {
 	}
 	b.Logf("stored: full %d, delta 1 %d, delta 2 %d, full of the same data %d bytes", stored(full.name), stored(d1.name), stored(d2.name), stored(alone.name))
 	log, _ := testLogger()
+	// CPU seconds of this process, less disturbed by other load than the
+	// elapsed time.
+	cpu := func() float64 {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	cpuOf := map[string]float64{}
 	restore := func(name string) time.Duration {
 		target := filepath.Join(b.TempDir(), "pgdata")
-		start := time.Now()
+		start, c0 := time.Now(), cpu()
 		if _, err := Fetch(context.Background(), FetchOptions{Store: st, Prefix: prefix, Log: log, PGData: target, Backup: name, Concurrency: 4}); err != nil {
 			b.Fatal(err)
 		}
 		el := time.Since(start)
+		cpuOf[name] += cpu() - c0
 		os.RemoveAll(target)
 		return el
 	}
@@ -107,4 +117,5 @@ func BenchmarkDeltaChainRestoreVsFull(b *testing.B) {
 	b.ReportMetric(mf, "s/full-restore")
 	b.ReportMetric(mc, "s/chain-restore")
 	b.ReportMetric(mc/mf, "chain/full")
+	b.ReportMetric(cpuOf[d2.name]/cpuOf[alone.name], "chain/full-cpu")
 }
