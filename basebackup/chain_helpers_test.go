@@ -45,7 +45,7 @@ type simBackup struct {
 }
 
 type chainWriter struct {
-	t      *testing.T
+	t      testing.TB
 	st     storage.Store
 	dir    string // the file store's directory
 	format blob.Format

@@ -45,6 +45,19 @@ type ovFile struct {
 	rank []uint8
 }
 
+// chunkPool recycles the per-member copy buffers: a chain restore opens
+// one per file per member, and fresh ones would keep the collector busy.
+var chunkPool sync.Pool
+
+func getChunk(n int64) *[]byte {
+	if p, ok := chunkPool.Get().(*[]byte); ok && int64(cap(*p)) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n)
+	return &b
+}
+
 // maxFetchChain bounds the members one restore reads (ranks are bytes).
 const maxFetchChain = 255
 
@@ -143,7 +156,9 @@ func (ov *overlay) writeWhole(rel string, f *ovFile, hdr *tar.Header, r io.Reade
 		return 0, err
 	}
 	defer fh.Close()
-	buf := make([]byte, overlayChunk*ov.blk)
+	bp := getChunk(overlayChunk * ov.blk)
+	defer chunkPool.Put(bp)
+	buf := *bp
 	var off, written int64
 	for {
 		n, rerr := io.ReadFull(r, buf)
@@ -243,7 +258,9 @@ func (ov *overlay) applyPages(k int, rel string, f *ovFile, memberSize int64, r 
 	defer fh.Close()
 	nrank := (f.size + ov.blk - 1) / ov.blk
 	rank := uint8(k + 1)
-	buf := make([]byte, overlayChunk*blcksz)
+	bp := getChunk(overlayChunk * blcksz)
+	defer chunkPool.Put(bp)
+	buf := *bp
 	var written int64
 	for start := int64(0); start < nblocks; start += overlayChunk {
 		cnt := min(overlayChunk, nblocks-start)

@@ -72,7 +72,9 @@ type partRef struct {
 // Partitions are downloaded, decrypted, decompressed and extracted in
 // parallel, straight into the directory. global/pg_control is written
 // last, after every partition was read whole and verified: a restore that
-// fails leaves a directory PostgreSQL refuses to start.
+// fails leaves a directory PostgreSQL refuses to start. A delta restores
+// its whole chain (LoadChain first, then every member's partitions at
+// once through an overlay: DELTA.md).
 func Fetch(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	var res FetchResult
 	pgdata, err := filepath.Abs(o.PGData)

@@ -19,6 +19,10 @@ empty recovery.signal in the data directory. "walden restore" does all of it
 (backup, restore_command, target, start, and a check that replay reached the
 end of the archive).
 
+BACKUP_NAME may name a delta backup (or LATEST be one): its whole chain is
+checked (every member, parent link, file list and partition) before anything
+is written, then restored in one pass.
+
 A failed fetch leaves an incomplete directory (without global/pg_control,
 so PostgreSQL will not start on it); a new attempt refuses it with "restore
 target is not empty" unless given --force.`,

@@ -10,7 +10,7 @@ import (
 
 var backupListCmd = &command{
 	name: "backup-list", desc: "list base backups (tab-separated, CRLF, as WAL-E)",
-	opts:        []opt{{long: "--detail", help: "read each backup's sentinel to fill the stop and size columns"}},
+	opts:        []opt{{long: "--detail", help: "read each backup's sentinel to fill the stop and size columns (and, when the store holds delta backups, a parent column)"}},
 	positionals: []string{"QUERY"}, minPos: 0, maxPos: 1,
 	startMsg: true,
 	run: func(ctx context.Context, a *app, p *args) error {
