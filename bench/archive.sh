@@ -225,7 +225,7 @@ sampler() { # DATADIR OUT: .ready count and pgBackRest's process CPU, every 100 
       [ -r "/proc/$p/cmdline" ] || continue
       # The async process and its local workers, not archive_command's
       # own archive-push (its CPU is in the wrapper's record).
-      if tr '\0' ' ' < "/proc/$p/cmdline" | grep -q -e 'archive-push:async' -e 'archive-push:local'; then
+      if { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null | grep -q -e 'archive-push:async' -e 'archive-push:local'; then
         awk -v p="$p" -v hz="$hz" '{print "cpu", p, ($14+$15)/hz}' "/proc/$p/stat" 2>/dev/null || true
       fi
     done
