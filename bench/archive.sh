@@ -21,6 +21,9 @@
 #     async and local worker processes (read from /proc every 100 ms, the
 #     last reading of each process counted), over the segments archived.
 #     The S3 server's own CPU is shown apart.
+#     Then, in the same cluster, a held backlog: archive_command emptied (and
+#     the agent stopped) during HOLD_SECS more of pgbench, then restored (the
+#     agent started just before): the time to drain it, as after an outage.
 # (b) PITR replay: a base copy, then at least PITR_SEGS segments of pgbench
 #     WAL archived; PostgreSQL recovers all of them from the base copy (start
 #     to promotion) with restore_command `cp` from a file copy of the
@@ -30,13 +33,16 @@
 #     (gofakes3 serves unsigned GETs), median of FETCH_REPEAT.
 #
 # Usage: sudo bench/archive.sh   (needs postgresql-15, pgbackrest, lz4, curl)
-# Knobs: SCALE (default 40), LOAD_SECS (30), CLIENTS (4), DELAYS ("0 200",
-# milliseconds), PITR_SEGS (64), FETCH_REPEAT (7), PORT, S3PORT,
+# Knobs: SCALE (default 40), LOAD_SECS (20), HOLD_SECS (20; 0 skips the
+# held backlog), CLIENTS (4), DELAYS ("0 200", milliseconds), PITR_SEGS
+# (64), FETCH_REPEAT (7), PARTS ("ab": part a, b or both), PORT, S3PORT,
 # METRICSPORT; any WALDEN_* variable set is passed to walden (the agent
 # always gets WALDEN_PUSH_AHEAD=on).
 set -euo pipefail
 SCALE=${SCALE:-40}
-LOAD_SECS=${LOAD_SECS:-30}
+LOAD_SECS=${LOAD_SECS:-20}
+HOLD_SECS=${HOLD_SECS:-20}
+PARTS=${PARTS:-ab}
 CLIENTS=${CLIENTS:-4}
 DELAYS=${DELAYS:-"0 200"}
 PITR_SEGS=${PITR_SEGS:-64}
@@ -216,6 +222,18 @@ segs_before() {
   done
 }
 
+ready_before() { # DATADIR SEG: the segments before SEG still marked .ready
+  find "$1/pg_wal/archive_status" -name '*.ready' -printf '%f\n' | sed 's/\.ready$//' | awk -v c="$2" '$0 < c'
+}
+wait_caught_up() { # DATADIR SEG LABEL: until no .ready is left before SEG
+  local tries=0
+  while [ -n "$(ready_before "$1" "$2")" ]; do
+    tries=$((tries + 1))
+    [ $tries -lt 24000 ] || { echo "$3 did not catch up in 20 minutes; see $(pglog "$1")" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
 sampler() { # DATADIR OUT: .ready count and pgBackRest's process CPU, every 100 ms
   local hz p
   hz=$(getconf CLK_TCK)
@@ -269,13 +287,7 @@ burst() {
   t1=$(now)
   cur=$(psql_ 'select pg_walfile_name(pg_current_wal_lsn())')
   segs_before "$cur" > "$work/expected"
-  local tries=0
-  # Caught up: no .ready left for a segment before $cur.
-  while find "$data/pg_wal/archive_status" -name '*.ready' | sed 's|.*/||; s|\.ready$||' | awk -v c="$cur" '$0 < c {f=1} END {exit !f}'; do
-    tries=$((tries + 1))
-    [ $tries -lt 24000 ] || { echo "$label did not catch up in 20 minutes; see $(pglog "$data")" >&2; exit 1; }
-    sleep 0.05
-  done
+  wait_caught_up "$data" "$cur" "$label"
   t2=$(now)
   local cpu1=0 s3b
   [ "$case" = agent ] && cpu1=$(proc_cpu "$agentpid")
@@ -283,6 +295,27 @@ burst() {
   stop_pid "$samplerpid"; samplerpid=
   local served=""
   [ "$case" = agent ] && served=$(metric walden_wal_pushahead_uploaded_total)
+  # Then a held backlog: archiving is off (empty archive_command, and the
+  # agent stopped, as after an outage) while HOLD_SECS of pgbench run; it is
+  # switched back on and the time to drain the backlog is measured. The
+  # agent is started again just before, as its service would be.
+  local backlog=0 t3=0 t4=0
+  if [ "$HOLD_SECS" != 0 ]; then
+    if [ "$case" = agent ]; then stop_pid "$agentpid"; agentpid=""; fi
+    psql_ "alter system set archive_command = ''" >/dev/null
+    psql_ 'select pg_reload_conf()' >/dev/null
+    as_pg "$bindir/pgbench" -h "$work/sock" -p "$PORT" -U postgres -n -c "$CLIENTS" -j 2 -T "$HOLD_SECS" postgres >/dev/null 2>&1
+    cur=$(psql_ 'select pg_walfile_name(pg_current_wal_lsn())')
+    segs_before "$cur" > "$work/expected"
+    backlog=$(ready_before "$data" "$cur" | wc -l)
+    [ "$case" = agent ] && start_agent env-burst "$data"
+    : > "$work/calls2.log"; chown postgres "$work/calls2.log"
+    t3=$(now)
+    psql_ "alter system set archive_command = '$work/wrap.sh $work/calls2.log $cmd'" >/dev/null
+    psql_ 'select pg_reload_conf()' >/dev/null
+    wait_caught_up "$data" "$cur" "$label"
+    t4=$(now)
+  fi
   pg_stop "$data"
   stop_pid "$agentpid"; agentpid=
   for p in $(pgbr_pids); do kill "$p" 2>/dev/null || true; done
@@ -313,16 +346,18 @@ burst() {
   local hz cpu
   hz=$(getconf CLK_TCK)
   cpu=$(echo "$(echo "$stats" | cut -d' ' -f4) + $cpu1 - $cpu0 + $pcpu" | bc -l)
-  printf 'a\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%d\t%.3f\t%.3f\t%s\t%s\n' "$delay" "$case" "$label" "$nseg" \
+  printf 'a\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%d\t%.3f\t%.3f\t%s\t%s\t%d\t%.2f\n' "$delay" "$case" "$label" "$nseg" \
     "$(echo "$t1 - $t0" | bc -l)" "$(echo "$t2 - $t1" | bc -l)" "$peak" \
     "$(echo "$cpu / $nseg" | bc -l)" "$(echo "($s3b - $s3a) / $hz / $nseg" | bc -l)" \
-    "$(echo "$stats" | cut -d' ' -f1-3,5 | tr ' ' '\t')" "${served:--}" >> "$results"
-  printf '  %-36s delay %3s ms: %d segments, load %.1f s, caught up %.2f s after it, peak .ready %d\n' "$label" "$delay" "$nseg" \
-    "$(echo "$t1 - $t0" | bc -l)" "$(echo "$t2 - $t1" | bc -l)" "$peak"
+    "$(echo "$stats" | cut -d' ' -f1-3,5 | tr ' ' '\t')" "${served:--}" "$backlog" "$(echo "$t4 - $t3" | bc -l)" >> "$results"
+  printf '  %-36s delay %3s ms: %d segments, load %.1f s, caught up %.2f s after it, peak .ready %d; backlog of %d drained in %.2f s\n' "$label" "$delay" "$nseg" \
+    "$(echo "$t1 - $t0" | bc -l)" "$(echo "$t2 - $t1" | bc -l)" "$peak" "$backlog" "$(echo "$t4 - $t3" | bc -l)"
   stop_pid "$s3pid"; s3pid=
 }
 
 # ---- (b) the WAL and base copy every replay starts from ----
+nreplay=0
+if [[ $PARTS == *b* ]]; then
 echo "PITR source: base copy, then at least $PITR_SEGS archived segments of pgbench"
 pitr=$work/pitr
 initdb_ "$pitr" "$PORT"
@@ -347,6 +382,7 @@ mkdir -p "$work/pitrsrc/pg_wal"
 for s in $pitrsegs; do cp "$work/filestore/$s" "$work/pitrsrc/pg_wal/$s"; done
 chown -R postgres "$work/pitrsrc"
 echo "  $npitr segments archived, recovery replays $nreplay of them ($first to $lastseg)"
+fi
 
 # replay DELAY LABEL RESTORE_COMMAND [agent]: one recovery, start to promotion.
 replay() {
@@ -431,10 +467,14 @@ pitr_runs() { # DELAY
 }
 
 for delay in $DELAYS; do
-  echo "burst, S3 delay $delay ms (pgbench -i -s $SCALE, then $LOAD_SECS s of pgbench with $CLIENTS clients)"
-  for c in walden agent pgbr2 pgbr4; do burst "$delay" "$c"; done
-  echo "PITR replay, S3 delay $delay ms"
-  pitr_runs "$delay"
+  if [[ $PARTS == *a* ]]; then
+    echo "burst, S3 delay $delay ms (pgbench -i -s $SCALE, then $LOAD_SECS s of pgbench with $CLIENTS clients)"
+    for c in walden agent pgbr2 pgbr4; do burst "$delay" "$c"; done
+  fi
+  if [[ $PARTS == *b* ]]; then
+    echo "PITR replay, S3 delay $delay ms"
+    pitr_runs "$delay"
+  fi
 done
 
 # ---- report ----
@@ -450,17 +490,21 @@ echo
 echo "Caught up: no .ready left for any segment before the one current at the end of the load (all verified in the store)."
 echo "CPU s/seg: archive_command calls + agent or pgBackRest async/local processes; server CPU apart."
 echo
-echo "| S3 delay | archiving | segments | load s | catch-up s | load start to caught up s | vs same at 0 ms | peak .ready | CPU s/seg | server CPU s/seg | calls | p50 ms | p99 ms | failed calls |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "Live: archiving on during the load. Held backlog: archiving off (agent stopped) during $HOLD_SECS s more of pgbench, then on; drain: until caught up again."
+echo
+echo "| S3 delay | archiving | live: segments | load s | catch-up s | load start to caught up s | vs same at 0 ms | peak .ready | CPU s/seg | server CPU s/seg | calls | p50 ms | p99 ms | failed calls | held backlog | drain s | drain segments/s | drain vs same at 0 ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '$1 == "a" {
     key = $3; tot = $6 + $7
-    if ($2 == 0) zero[key] = tot
+    if ($2 == 0) { zero[key] = tot; dz[key] = $17 }
     r = (key in zero && zero[key] > 0) ? sprintf("%.2fx", tot / zero[key]) : "-"
-    printf "| %s ms | %s | %s | %.1f | %.2f | %.1f | %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", $2, $4, $5, $6, $7, tot, r, $8, $9, $10, $11, $12, $13, $14 }' "$results"
+    dr = (key in dz && dz[key] > 0) ? sprintf("%.2fx", $17 / dz[key]) : "-"
+    printf "| %s ms | %s | %s | %.1f | %.2f | %.1f | %s | %s | %.3f | %.3f | %s | %s | %s | %s | %s | %.2f | %.1f | %s |\n", $2, $4, $5, $6, $7, tot, r, $8, $9, $10, $11, $12, $13, $14, $16, $17, ($17 > 0 ? $16 / $17 : 0), dr }' "$results"
 echo
-awk -F'\t' '$1 == "a" { t[$2, $3] = $6 + $7; c[$2, $3] = $7; d[$2] = 1 }
+echo "(vs same at 0 ms: time against the same tool with the immediate store; above 1 is slower)"
+awk -F'\t' '$1 == "a" { t[$2, $3] = $6 + $7; c[$2, $3] = $7; dr[$2, $3] = $17; d[$2] = 1 }
   END { for (x in d) {
-      if (t[x, "agent"] > 0) printf "- delay %s ms: pgBackRest async load-start-to-caught-up vs walden+agent: process-max 2 %.2fx, process-max 4 %.2fx (catch-up after the load: %.2f s, %.2f s vs %.2f s)\n", x, t[x, "pgbr2"] / t[x, "agent"], t[x, "pgbr4"] / t[x, "agent"], c[x, "pgbr2"], c[x, "pgbr4"], c[x, "agent"] } }' "$results" | sort -t' ' -k3,3n
+      if (t[x, "agent"] > 0) printf "- delay %s ms, time vs walden+agent, pgBackRest async process-max 2 / 4: load start to caught up %.2fx / %.2fx; catch-up after the load %.2f s / %.2f s vs %.2f s; held backlog drain %.2fx / %.2fx\n", x, t[x, "pgbr2"] / t[x, "agent"], t[x, "pgbr4"] / t[x, "agent"], c[x, "pgbr2"], c[x, "pgbr4"], c[x, "agent"], (dr[x, "agent"] > 0 ? dr[x, "pgbr2"] / dr[x, "agent"] : 0), (dr[x, "agent"] > 0 ? dr[x, "pgbr4"] / dr[x, "agent"] : 0) } }' "$results" | sort -t' ' -k3,3n
 echo
 echo "## (b) PITR replay of $nreplay segments from a base copy, start to promotion"
 echo
