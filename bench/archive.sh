@@ -492,19 +492,19 @@ echo "CPU s/seg: archive_command calls + agent or pgBackRest async/local process
 echo
 echo "Live: archiving on during the load. Held backlog: archiving off (agent stopped) during $HOLD_SECS s more of pgbench, then on; drain: until caught up again."
 echo
-echo "| S3 delay | archiving | live: segments | load s | catch-up s | load start to caught up s | vs same at 0 ms | peak .ready | CPU s/seg | server CPU s/seg | calls | p50 ms | p99 ms | failed calls | held backlog | drain s | drain segments/s | drain vs same at 0 ms |"
+echo "| S3 delay | archiving | live: segments | load s | catch-up s | load start to caught up s | vs same at 0 ms | peak .ready | CPU s/seg | server CPU s/seg | calls | p50 ms | p99 ms | failed calls | held backlog | drain s | drain segments/s | drain time per segment vs same at 0 ms |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '$1 == "a" {
     key = $3; tot = $6 + $7
-    if ($2 == 0) { zero[key] = tot; dz[key] = $17 }
+    if ($2 == 0) { zero[key] = tot; dz[key] = ($16 > 0 ? $17 / $16 : 0) }
     r = (key in zero && zero[key] > 0) ? sprintf("%.2fx", tot / zero[key]) : "-"
-    dr = (key in dz && dz[key] > 0) ? sprintf("%.2fx", $17 / dz[key]) : "-"
+    dr = (key in dz && dz[key] > 0 && $16 > 0) ? sprintf("%.2fx", $17 / $16 / dz[key]) : "-"
     printf "| %s ms | %s | %s | %.1f | %.2f | %.1f | %s | %s | %.3f | %.3f | %s | %s | %s | %s | %s | %.2f | %.1f | %s |\n", $2, $4, $5, $6, $7, tot, r, $8, $9, $10, $11, $12, $13, $14, $16, $17, ($17 > 0 ? $16 / $17 : 0), dr }' "$results"
 echo
 echo "(vs same at 0 ms: time against the same tool with the immediate store; above 1 is slower)"
-awk -F'\t' '$1 == "a" { t[$2, $3] = $6 + $7; c[$2, $3] = $7; dr[$2, $3] = $17; d[$2] = 1 }
+awk -F'\t' '$1 == "a" { t[$2, $3] = $6 + $7; c[$2, $3] = $7; dr[$2, $3] = ($16 > 0 ? $17 / $16 : 0); d[$2] = 1 }
   END { for (x in d) {
-      if (t[x, "agent"] > 0) printf "- delay %s ms, time vs walden+agent, pgBackRest async process-max 2 / 4: load start to caught up %.2fx / %.2fx; catch-up after the load %.2f s / %.2f s vs %.2f s; held backlog drain %.2fx / %.2fx\n", x, t[x, "pgbr2"] / t[x, "agent"], t[x, "pgbr4"] / t[x, "agent"], c[x, "pgbr2"], c[x, "pgbr4"], c[x, "agent"], (dr[x, "agent"] > 0 ? dr[x, "pgbr2"] / dr[x, "agent"] : 0), (dr[x, "agent"] > 0 ? dr[x, "pgbr4"] / dr[x, "agent"] : 0) } }' "$results" | sort -t' ' -k3,3n
+      if (t[x, "agent"] > 0) printf "- delay %s ms, time vs walden+agent, pgBackRest async process-max 2 / 4: load start to caught up %.2fx / %.2fx; catch-up after the load %.2f s / %.2f s vs %.2f s; held backlog drain time per segment %.2fx / %.2fx\n", x, t[x, "pgbr2"] / t[x, "agent"], t[x, "pgbr4"] / t[x, "agent"], c[x, "pgbr2"], c[x, "pgbr4"], c[x, "agent"], (dr[x, "agent"] > 0 ? dr[x, "pgbr2"] / dr[x, "agent"] : 0), (dr[x, "agent"] > 0 ? dr[x, "pgbr4"] / dr[x, "agent"] : 0) } }' "$results" | sort -t' ' -k3,3n
 echo
 echo "## (b) PITR replay of $nreplay segments from a base copy, start to promotion"
 echo
