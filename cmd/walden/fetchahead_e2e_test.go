@@ -289,8 +289,9 @@ func faReplica(t *testing.T, bin string) (replica *pgtest.Cluster, env, addr str
 	return replica, env, addr, want
 }
 
-// watchHelpers counts processes running wal-prefetch until stop is closed.
-func watchHelpers(stop chan struct{}) *atomic.Int64 {
+// watchHelpers counts processes running wal-prefetch into dataDir (other
+// tests may run their own meanwhile) until stop is closed.
+func watchHelpers(stop chan struct{}, dataDir string) *atomic.Int64 {
 	var n atomic.Int64
 	go func() {
 		for {
@@ -301,7 +302,7 @@ func watchHelpers(stop chan struct{}) *atomic.Int64 {
 			}
 			m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 			for _, p := range m {
-				if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte("wal-prefetch\x00")) {
+				if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte("wal-prefetch\x00")) && bytes.Contains(b, []byte(dataDir)) {
 					n.Add(1)
 				}
 			}
@@ -331,7 +332,7 @@ func TestFetchAheadPITRReplayThroughTheAgentServesEverySegmentFromItsCache(t *te
 	tmp := replica.MkDir(t, "tmp")
 	ag := startAgent(t, bin, env, replica.Dir, addr, []string{"TMPDIR=" + tmp})
 	stop := make(chan struct{})
-	helpers := watchHelpers(stop)
+	helpers := watchHelpers(stop, replica.Dir)
 	replica.Start(t)
 	replica.WaitRecoveryDone(t, 3*time.Minute)
 	close(stop)
