@@ -427,13 +427,54 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 		t.Errorf("walden_wal_push_failures_total went from %v to %v: the agent did not serve both calls", before, got)
 	}
 
+	// wal-fetch: the agent sends the segment and the front writes it, as
+	// the full program's hand-off does.
+	served := func() float64 {
+		return counter(t, addr, "walden_wal_fetch_seconds_count")
+	}
+	want, err := os.ReadFile(filepath.Join(c.Dir, "pg_wal", seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := c.MkDir(t, "fetched")
+	dest := filepath.Join(fetched, "RECOVERYXLOG")
+	fetch := func(path string) result {
+		r := runFront(t, nil, c.Dir, path, path, "--envdir", env, "wal-fetch", "-p", "0", seg, dest)
+		if got, err := os.ReadFile(dest); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("wal-fetch through %s wrote %s wrong (%d bytes, err %v)", path, dest, len(got), err)
+		}
+		os.Remove(dest)
+		return r
+	}
+	before = served()
+	full = fetch(l.core)
+	front = fetch(l.front)
+	if front.coreRan {
+		t.Errorf("wal-fetch: the front ran the full program instead of asking the agent")
+	}
+	same(t, "wal-fetch of an archived segment, served by the agent", front, full)
+	if got := served(); got != before+2 {
+		t.Errorf("walden_wal_fetch_seconds_count went from %v to %v: the agent did not serve both fetches", before, got)
+	}
+	missing := "0000000100000000000000FD"
+	full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", env, "wal-fetch", "-p", "0", missing, dest)
+	front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "-p", "0", missing, dest)
+	same(t, "wal-fetch of a segment the archive does not hold", front, full)
+	if front.code != 1 || front.coreRan {
+		t.Errorf("wal-fetch of a missing segment: exit %d (want 1), full program ran: %v", front.code, front.coreRan)
+	}
+	bad := runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "not-a-wal-name", filepath.Join(fetched, "x"))
+	if !bad.coreRan || bad.code != 200 {
+		t.Errorf("wal-fetch of a bad name: exit %d, full program ran: %v (the full program words usage errors)", bad.code, bad.coreRan)
+	}
+
 	// Another store and a socket nobody serves: the full program's own push.
 	alone := filepath.Join(c.Base, "env-alone")
 	aloneStore := c.MkDir(t, "store-alone")
 	vars["WALE_FILE_PREFIX"] = "file://localhost" + aloneStore
 	vars["WALDEN_SOCKET"] = filepath.Join(c.Base, "run", "nobody.sock")
 	writeEnvdir(t, alone, vars)
-	served := counter(t, addr, "walden_wal_pushed_total")
+	pushed := counter(t, addr, "walden_wal_pushed_total")
 	full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", alone, "wal-push", filepath.Join("pg_wal", seg))
 	if err := os.RemoveAll(filepath.Join(aloneStore, "wal_005")); err != nil {
 		t.Fatal(err)
@@ -449,7 +490,7 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(aloneStore, "wal_005", seg+".lz4")); err != nil {
 		t.Errorf("the front's fall-through stored nothing: %v", err)
 	}
-	if got := counter(t, addr, "walden_wal_pushed_total"); got != served {
-		t.Errorf("the agent served a call configured for no agent (%v -> %v)", served, got)
+	if got := counter(t, addr, "walden_wal_pushed_total"); got != pushed {
+		t.Errorf("the agent served a call configured for no agent (%v -> %v)", pushed, got)
 	}
 }

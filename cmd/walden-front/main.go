@@ -2,9 +2,10 @@
 // program (/usr/lib/walden/walden). PostgreSQL runs archive_command once
 // per WAL segment, and the full program's start-up alone (initialising
 // every storage SDK it links) costs tens of milliseconds. When the agent
-// runs, it usually holds the segment already, so this small program asks
-// it over the fast-path socket and prints its answer; in every other case
-// it replaces itself with the full program, same argv and environment.
+// runs, it usually holds the segment already (push-ahead, or its prefetch
+// cache for restore_command), so this small program asks it over the
+// fast-path socket and prints its answer; in every other case it replaces
+// itself with the full program, same argv and environment.
 //
 // It must link nothing heavy: no cloud SDKs, gRPC or metrics
 // (TestFrontLinksNoHeavyPackages holds it to that).
