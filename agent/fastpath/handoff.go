@@ -23,56 +23,54 @@ import (
 // the agent worked (told to stop): the caller stops too, as a standalone
 // run would, rather than start over.
 func HandOff(ctx context.Context, s *config.Settings, req *Request, stdout, stderr io.Writer) (handled bool, status int, err error) {
-	if s == nil || s.SocketPath == "" {
+	if !prepare(s, req) {
 		return false, 0, nil
 	}
+	return answered(ctx)(Do(ctx, s.SocketPath, req, stdout, stderr))
+}
+
+// prepare fills in what every hand-off request carries; false when there
+// is no agent to ask.
+func prepare(s *config.Settings, req *Request) bool {
+	if s == nil || s.SocketPath == "" {
+		return false
+	}
 	if _, err := os.Stat(s.SocketPath); err != nil {
-		return false, 0, nil
+		return false
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
-		return false, 0, nil
+		return false
 	}
 	req.Fingerprint = Fingerprint(s)
 	req.Log = LogShapeOf(s)
 	req.Cwd = cwd
 	req.Pid = os.Getpid()
-	status, err = Do(ctx, s.SocketPath, req, stdout, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return true, 0, ctx.Err()
+	return true
+}
+
+// answered turns a request's outcome into HandOff's results: a failure is
+// not handled (the caller does the work itself) unless ctx ended.
+func answered(ctx context.Context) func(int, error) (bool, int, error) {
+	return func(status int, err error) (bool, int, error) {
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, 0, ctx.Err()
+			}
+			return false, 0, nil
 		}
-		return false, 0, nil
+		return true, status, nil
 	}
-	return true, status, nil
 }
 
 // HandOffFetch is HandOff for wal-fetch: the agent sends the file's bytes
 // and this process writes dest itself (Fetch), so that the agent never
 // needs to write where the caller may and it may not.
 func HandOffFetch(ctx context.Context, s *config.Settings, req *Request, dest string, stdout, stderr io.Writer) (handled bool, status int, err error) {
-	if s == nil || s.SocketPath == "" {
+	if !prepare(s, req) {
 		return false, 0, nil
 	}
-	if _, err := os.Stat(s.SocketPath); err != nil {
-		return false, 0, nil
-	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return false, 0, nil
-	}
-	req.Fingerprint = Fingerprint(s)
-	req.Log = LogShapeOf(s)
-	req.Cwd = cwd
-	req.Pid = os.Getpid()
-	status, err = Fetch(ctx, s.SocketPath, req, dest, stdout, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return true, 0, ctx.Err()
-		}
-		return false, 0, nil
-	}
-	return true, status, nil
+	return answered(ctx)(Fetch(ctx, s.SocketPath, req, dest, stdout, stderr))
 }
 
 // UseExecutable makes Fingerprint identify the program at path instead of
