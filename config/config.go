@@ -63,6 +63,9 @@ type Settings struct {
 	NetworkRateLimit    int64
 	Retries             int // WALE_RETRIES; 0 means forever
 
+	// PushAheadConcurrency is the agent's push-ahead upload workers.
+	PushAheadConcurrency int
+
 	LogDestinations []string // WALE_LOG_DESTINATION tokens
 	SyslogFacility  string
 	LogFormat       string // wal-e | json
@@ -271,6 +274,17 @@ func Load(env Env, f Flags) (*Settings, error) {
 	if s.DownloadConcurrency, err = posInt(env, "WALDEN_DOWNLOAD_CONCURRENCY", runtime.NumCPU()*2); err != nil {
 		return nil, err
 	}
+
+	// Push-ahead sends one segment per request, so its pace is the store's
+	// latency, not the CPUs: 8 at once by default, or what
+	// WALDEN_UPLOAD_CONCURRENCY says when that is set.
+	pushAheadDefault := DefaultPushAheadConcurrency
+	if _, ok := env("WALDEN_UPLOAD_CONCURRENCY"); ok {
+		pushAheadDefault = s.UploadConcurrency
+	}
+	if s.PushAheadConcurrency, err = posInt(env, "WALDEN_PUSH_AHEAD_CONCURRENCY", pushAheadDefault); err != nil {
+		return nil, err
+	}
 	if s.PartitionSize, err = size(env, "WALDEN_PARTITION_SIZE", 1<<30); err != nil {
 		return nil, err
 	}
@@ -444,6 +458,10 @@ func ParseRetention(v string) (Retention, error) {
 	}
 	return Retention{}, fmt.Errorf("must be a count like 7 or an age like 14d, not %q", v)
 }
+
+// DefaultPushAheadConcurrency is WALDEN_PUSH_AHEAD_CONCURRENCY's default
+// when WALDEN_UPLOAD_CONCURRENCY is not set either.
+const DefaultPushAheadConcurrency = 8
 
 func posInt(env Env, name string, def int) (int, error) {
 	v, ok := env(name)

@@ -94,12 +94,20 @@ func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, sp
 			}
 		}
 	}
-	key, found, err := a.locate(ctx, name)
+	key := Dir + name + a.Format.Ext()
+	rc, err := a.getDirect(ctx, key)
 	if err != nil {
-		return fmt.Errorf("wal-fetch %s: %w", name, err)
+		return err
 	}
+	found := rc != nil
 	if !found {
-		key = Dir + name + a.Format.Ext()
+		var loc string
+		if loc, found, err = a.locate(ctx, name); err != nil {
+			return fmt.Errorf("wal-fetch %s: %w", name, err)
+		}
+		if found {
+			key = loc
+		}
 	}
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "begin"))...)
@@ -111,7 +119,7 @@ func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, sp
 		a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "complete"))...)
 		return ErrNotFound
 	}
-	if err := a.download(ctx, key, name, dest, sysid, sysidFrom, false); err != nil {
+	if err := a.download(ctx, rc, key, name, dest, sysid, sysidFrom, false); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			// Deleted between the lookup and the download: as absent.
 			if err := a.checkGap(ctx, name); err != nil {
@@ -183,16 +191,39 @@ func (c *checked) verify() error {
 	return &SystemIDError{Name: c.name, Got: h.SysID, Want: c.sysid, ControlDir: c.sysidFrom}
 }
 
-// download writes the decoded, checked object to a temporary file beside
-// dest and renames it into place, so a failure leaves nothing at dest.
-func (a *Archive) download(ctx context.Context, key, name, dest string, sysid uint64, sysidFrom string, durable bool) error {
-	url := a.Prefix.URL(key)
+// getDirect opens key (the WAL file in the configured format) on a remote
+// store: the common case costs one request instead of a listing and a
+// download. It returns nil, without error, when the object is absent or
+// the store is local (where lookups cost no round trip); the caller then
+// locates the name among the other formats.
+func (a *Archive) getDirect(ctx context.Context, key string) (io.ReadCloser, error) {
+	if l, ok := a.Store.(local); ok && l.Local() {
+		return nil, nil
+	}
 	rc, err := a.Store.Get(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
-			return ErrNotFound
+			return nil, nil
 		}
-		return fmt.Errorf("wal-fetch: download %s: %w", url, err)
+		return nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+	}
+	return rc, nil
+}
+
+// download writes the decoded, checked object to a temporary file beside
+// dest and renames it into place, so a failure leaves nothing at dest.
+// rc is the object already opened, or nil to open it here.
+func (a *Archive) download(ctx context.Context, rc io.ReadCloser, key, name, dest string, sysid uint64, sysidFrom string, durable bool) error {
+	url := a.Prefix.URL(key)
+	if rc == nil {
+		var err error
+		rc, err = a.Store.Get(ctx, key)
+		if err != nil {
+			if isNotFound(err) {
+				return ErrNotFound
+			}
+			return fmt.Errorf("wal-fetch: download %s: %w", url, err)
+		}
 	}
 	defer rc.Close()
 	c, finish, err := a.decodeChecked(rc, key, name, sysid, sysidFrom)
@@ -463,18 +494,26 @@ func (a *Archive) Prefetch(ctx context.Context, base, seg string) error {
 	rd := pf.runningDir(seg)
 	os.Mkdir(rd, 0o700)
 	defer os.RemoveAll(rd)
-	key, found, err := a.locate(ctx, seg)
+	key := Dir + seg + a.Format.Ext()
+	rc, err := a.getDirect(ctx, key)
 	if err != nil {
 		return err
 	}
-	if !found {
-		return ErrNotFound
+	if rc == nil {
+		loc, found, err := a.locate(ctx, seg)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return ErrNotFound
+		}
+		key = loc
 	}
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-prefetch", url, seg, walelog.F("state", "begin"))...)
 	tmp := filepath.Join(rd, "tmp-download")
 	sysid, sysidFrom := controlSystemID(filepath.Join(base, seg))
-	if err := a.download(ctx, key, seg, tmp, sysid, sysidFrom, true); err != nil {
+	if err := a.download(ctx, rc, key, seg, tmp, sysid, sysidFrom, true); err != nil {
 		return err
 	}
 	if err := os.Link(tmp, filepath.Join(pf.dir, seg)); err != nil && !os.IsExist(err) {

@@ -40,7 +40,7 @@ func pushAheadEnabled() (bool, error) {
 func (pr *agentProc) newPushAhead(w *agentWAL, s *config.Settings) *agent.PushAhead {
 	return agent.NewPushAhead(agent.PushAheadOptions{
 		PGData:  pr.pgdata,
-		Workers: s.UploadConcurrency,
+		Workers: s.PushAheadConcurrency,
 		Upload: func(ctx context.Context, path string) error {
 			cur := pr.current()
 			c := *cur

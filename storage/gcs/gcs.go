@@ -253,7 +253,7 @@ type tries struct {
 }
 
 func (t *tries) retry(err error) bool {
-	if !gstorage.ShouldRetry(err) {
+	if _, _, _, bad := deadline.CertProblem(err); bad || !gstorage.ShouldRetry(err) {
 		return false
 	}
 	t.total.Add(1)
@@ -388,6 +388,9 @@ func (s *Store) putOnce(ctx context.Context, key string, rp *replay, size int64,
 // library deems retryable, and a session start answered without a session
 // URL (the library then posts to "").
 func transient(err error) bool {
+	if _, _, _, bad := deadline.CertProblem(err); bad {
+		return false // a refused certificate stays refused
+	}
 	if gstorage.ShouldRetry(rootCause(err)) || deadline.IsHang(err) {
 		return true
 	}
@@ -670,7 +673,7 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: reading the data to upload: %v", op, key, se.Err)), err: err}
 	case errors.As(err, &gu):
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, gu.Attempts, describe(gu.Err))), err: err}
-	case ctx.Err() == nil && gstorage.ShouldRetry(cause) && !errors.As(err, new(*notRetried)):
+	case ctx.Err() == nil && gstorage.ShouldRetry(cause) && !errors.As(err, new(*notRetried)) && !isCertProblem(err):
 		// A retryable error only ever surfaces once the attempts ran out.
 		return &opError{msg: oneLine(fmt.Sprintf("gcs %s %s: giving up after %d attempts: %s", op, key, s.attempts, describe(cause))), err: err}
 	}
@@ -710,7 +713,19 @@ func rootCause(err error) error {
 	}
 }
 
+func isCertProblem(err error) bool {
+	_, _, _, bad := deadline.CertProblem(err)
+	return bad
+}
+
 func describe(err error) string {
+	if host, cause, unknownCA, ok := deadline.CertProblem(err); ok {
+		d := fmt.Sprintf("TLS certificate of %s refused: %s", host, cause)
+		if unknownCA {
+			d += "; set SSL_CERT_FILE to the CA file"
+		}
+		return d
+	}
 	var hang *deadline.HangError
 	if errors.As(err, &hang) {
 		return hang.Error()

@@ -10,6 +10,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -203,6 +205,15 @@ func newRetryer(attempts int, maxBackoff time.Duration) aws.Retryer {
 		// The client-side retry quota would cut WALE_RETRIES short during
 		// a long outage; WAL-E keeps trying, and so do we.
 		so.RateLimiter = ratelimit.None
+		// A refused server certificate stays refused: fail at once instead
+		// of retrying until the operation's progress bound. The standard
+		// checks would call it a connection error, so this one goes first.
+		so.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if _, _, _, bad := deadline.CertProblem(err); bad {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, so.Retryables...)
 		// A response cut off while its XML is decoded is as transient as
 		// one cut off before the headers.
 		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
@@ -224,6 +235,16 @@ func newHTTPClient() *awshttp.BuildableClient {
 			d.KeepAlive = 30 * time.Second
 		}).
 		WithTransportOptions(func(t *http.Transport) {
+			// Start from the system trust store (which honours SSL_CERT_FILE
+			// and SSL_CERT_DIR): the SDK adds AWS_CA_BUNDLE to a pool that is
+			// already set, where it would otherwise replace the system roots
+			// with the bundle alone.
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			if pool, err := x509.SystemCertPool(); err == nil {
+				t.TLSClientConfig.RootCAs = pool
+			}
 			t.TLSHandshakeTimeout = 10 * time.Second
 			t.ResponseHeaderTimeout = 2 * time.Minute
 			t.IdleConnTimeout = 90 * time.Second
@@ -633,6 +654,13 @@ func (s *Store) cause(err error) string {
 }
 
 func describe(err error) string {
+	if host, cause, unknownCA, ok := deadline.CertProblem(err); ok {
+		d := fmt.Sprintf("TLS certificate of %s refused: %s", host, cause)
+		if unknownCA {
+			d += "; set AWS_CA_BUNDLE (or SSL_CERT_FILE) to the CA file"
+		}
+		return d
+	}
 	var hang *deadline.HangError
 	if errors.As(err, &hang) {
 		return hang.Error()
