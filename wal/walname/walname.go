@@ -3,14 +3,23 @@
 // front program can check a name without linking the archive code.
 package walname
 
-import "regexp"
+import "strings"
 
-var (
-	segmentRe = regexp.MustCompile(`^[0-9A-F]{24}$`)
-	historyRe = regexp.MustCompile(`^[0-9A-F]{8}\.history$`)
-	backupRe  = regexp.MustCompile(`^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$`)
-	partialRe = regexp.MustCompile(`^[0-9A-F]{24}\.partial$`)
-)
+// Checked by hand rather than with regular expressions: compiling them is
+// a measurable part of the front program's start-up.
+
+// upperHex reports whether s is n upper-case hexadecimal digits.
+func upperHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 // Kind is what a WAL file name names.
 type Kind int
@@ -26,17 +35,17 @@ const (
 // Classify tells what kind of WAL file name is.
 func Classify(name string) Kind {
 	switch {
-	case segmentRe.MatchString(name):
+	case upperHex(name, 24):
 		return KindSegment
-	case historyRe.MatchString(name):
+	case len(name) == 16 && upperHex(name[:8], 8) && name[8:] == ".history":
 		return KindHistory
-	case backupRe.MatchString(name):
+	case len(name) == 40 && upperHex(name[:24], 24) && name[24] == '.' && upperHex(name[25:33], 8) && name[33:] == ".backup":
 		return KindBackup
-	case partialRe.MatchString(name):
+	case len(name) == 32 && upperHex(name[:24], 24) && strings.HasSuffix(name, ".partial"):
 		return KindPartial
 	}
 	return KindOther
 }
 
 // IsSegment reports whether name is a plain 24-hex-digit segment name.
-func IsSegment(name string) bool { return segmentRe.MatchString(name) }
+func IsSegment(name string) bool { return upperHex(name, 24) }
