@@ -86,7 +86,9 @@ now() { echo "$EPOCHREALTIME"; }
 psql_() { as_pg "$bindir/psql" -X -A -t -q -h "$work/sock" -p "${2:-$PORT}" -U postgres -d postgres -c "$1"; }
 
 echo "building walden and the S3 server"
-(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden && go build -o "$work/s3server" ./bench/s3server)
+# As the package installs it: the front as walden, the full program beside
+# it as walden-core (the front finds it there).
+(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden-front && CGO_ENABLED=0 go build -o "$work/walden-core" ./cmd/walden && go build -o "$work/s3server" ./bench/s3server)
 chmod 755 "$work/walden"
 mkdir -p "$work/sock" "$work/tls" "$work/lock" "$work/filestore" "$work/logs"
 chown postgres "$work/sock" "$work/lock" "$work/filestore" "$work/logs"
