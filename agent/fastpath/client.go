@@ -14,13 +14,10 @@ import (
 // status, or an error wrapping ErrUnavailable or ErrRefused (or a broken
 // connection) when the caller must do the work itself.
 func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer) (int, error) {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "unix", path)
+	c, stop, err := dial(ctx, path)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
 	req.Version = Version
@@ -52,4 +49,17 @@ func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer
 			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
 	}
+}
+
+// dial connects to the agent's socket. The connection is closed when ctx
+// ends, which unblocks a read waiting for the agent, or when stop is
+// called.
+func dial(ctx context.Context, path string) (c net.Conn, stop func(), err error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err = d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	unregister := context.AfterFunc(ctx, func() { c.Close() })
+	return c, func() { unregister(); c.Close() }, nil
 }

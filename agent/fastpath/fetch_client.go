@@ -2,14 +2,11 @@ package fastpath
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // Fetch hands a wal-fetch to the agent on the socket at path and writes
@@ -23,13 +20,10 @@ import (
 // must do the work itself. It imports nothing heavy: a small front
 // program can call it without the rest of walden.
 func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, stderr io.Writer) (int, error) {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "unix", path)
+	c, stop, err := dial(ctx, path)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 
 	// Before asking: an unwritable directory is then reported by the
@@ -111,26 +105,4 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
 	}
-}
-
-// readFrameInto is readFrame reusing buf for frames that fit: the file's
-// bytes come in frames of the agent's 1 MiB buffer.
-func readFrameInto(r io.Reader, buf []byte) (byte, []byte, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxFrame {
-		return 0, nil, fmt.Errorf("fastpath: frame of %d bytes is too large", n)
-	}
-	p := buf
-	if int(n) > len(buf) {
-		p = make([]byte, n)
-	}
-	p = p[:n]
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	return hdr[0], p, nil
 }

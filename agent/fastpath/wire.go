@@ -69,7 +69,11 @@ func writeFrame(w io.Writer, typ byte, payload []byte) error {
 	return err
 }
 
-func readFrame(r io.Reader) (byte, []byte, error) {
+func readFrame(r io.Reader) (byte, []byte, error) { return readFrameInto(r, nil) }
+
+// readFrameInto is readFrame reusing buf for frames that fit: the file's
+// bytes come in frames of the agent's 1 MiB buffer.
+func readFrameInto(r io.Reader, buf []byte) (byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -78,7 +82,11 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 	if n > maxFrame {
 		return 0, nil, fmt.Errorf("fastpath: frame of %d bytes is too large", n)
 	}
-	p := make([]byte, n)
+	p := buf
+	if int(n) > len(buf) {
+		p = make([]byte, n)
+	}
+	p = p[:n]
 	if _, err := io.ReadFull(r, p); err != nil {
 		return 0, nil, err
 	}
