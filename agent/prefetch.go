@@ -40,6 +40,11 @@ const notFoundMemory = 2 * time.Second
 // DefaultPrefetchBytes bounds the prefetch cache when nothing else is set.
 const DefaultPrefetchBytes = 1 << 30
 
+// takeWait bounds how long a request waits for its segment's prefetch in
+// flight; after it, the request fetches the segment itself (a miss), on
+// fresh connections, while the stalled prefetch goes on or fails.
+const takeWait = time.Minute
+
 // Prefetcher fetches the segments that follow the ones replay asks for
 // into a private on-disk cache, as goroutines of the agent. How many it
 // keeps in flight follows the store's latency and the replay's pace:
@@ -48,6 +53,7 @@ const DefaultPrefetchBytes = 1 << 30
 type Prefetcher struct {
 	root     string
 	maxBytes int64
+	takeWait time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,7 +128,7 @@ func NewPrefetcher(root string, maxBytes int64) (*Prefetcher, error) {
 			return nil, err
 		}
 	}
-	p := &Prefetcher{root: dir, maxBytes: maxBytes, caches: map[string]*prefetchCache{}}
+	p := &Prefetcher{root: dir, maxBytes: maxBytes, takeWait: takeWait, caches: map[string]*prefetchCache{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.depth = prometheus.NewGauge(prometheus.GaugeOpts{Name: "walden_wal_prefetch_depth",
 		Help: "Segments the agent keeps in flight ahead of replay (adapts to the store's latency and the replay's pace, at most wal-fetch's -p)."})
@@ -217,6 +223,7 @@ func (p *Prefetcher) Want(src PrefetchSource, seg string, n int) {
 		p.gap.add(now.Sub(p.lastAt).Seconds())
 	}
 	p.lastSeg, p.lastAt = seg, now
+	p.dropOtherCaches(src.Key)
 	c, err := p.cache(src.Key)
 	if err != nil {
 		return
@@ -307,6 +314,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// dropOtherCaches removes the caches of other store prefixes: replay
+// reads one archive, and a reload that changed the prefix leaves the old
+// one's cache behind. Its directory goes once its fetches have stopped.
+func (p *Prefetcher) dropOtherCaches(key string) {
+	for k, c := range p.caches {
+		if k == key {
+			continue
+		}
+		delete(p.caches, k)
+		var pending []*prefetchEntry
+		for name, e := range c.entries {
+			delete(c.entries, name)
+			e.cancel()
+			pending = append(pending, e)
+		}
+		go func(dir string) {
+			for _, e := range pending {
+				<-e.done
+			}
+			os.RemoveAll(dir)
+		}(c.dir)
+	}
 }
 
 // drop forgets an entry, stopping its fetch or removing its file.
@@ -406,9 +437,14 @@ func (p *Prefetcher) Take(ctx context.Context, key, seg string) (path string, ok
 		p.misses.Inc()
 		return "", false
 	}
+	wait := time.NewTimer(p.takeWait)
+	defer wait.Stop()
 	select {
 	case <-e.done:
 	case <-ctx.Done():
+		p.misses.Inc()
+		return "", false
+	case <-wait.C:
 		p.misses.Inc()
 		return "", false
 	}

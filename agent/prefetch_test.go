@@ -187,3 +187,53 @@ func TestPrefetchCacheDirectoryIsPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefetchTakeGivesUpOnAStalledPrefetch: a request whose segment's
+// prefetch is stuck gets a miss after the wait bound (and fetches it
+// itself), instead of waiting as long as the store stalls.
+func TestPrefetchTakeGivesUpOnAStalledPrefetch(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	p.takeWait = 100 * time.Millisecond
+	m := &memSource{calls: map[string]int{}, last: seg(12), delay: time.Hour}
+	src := m.src()
+	p.Want(src, seg(1), 2)
+	begin := time.Now()
+	if _, ok := p.Take(context.Background(), src.Key, seg(2)); ok {
+		t.Fatal("a stalled prefetch was served")
+	}
+	if d := time.Since(begin); d > 30*time.Second {
+		t.Fatalf("Take waited %v", d)
+	}
+	p.Close()
+}
+
+// TestPrefetchCacheOfAnOldPrefixIsRemovedWhenReplayMovesToAnother: after
+// a reload that changed the store prefix, the old prefix's cache directory
+// and files go with the first request for the new one.
+func TestPrefetchCacheOfAnOldPrefixIsRemovedWhenReplayMovesToAnother(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	defer p.Close()
+	m := &memSource{calls: map[string]int{}, last: seg(12)}
+	old := m.src()
+	p.Want(old, seg(1), 3)
+	p.wg.Wait()
+	if files, _ := filepath.Glob(filepath.Join(p.root, "p-test.*", "0*")); len(files) == 0 {
+		t.Fatal("nothing cached for the first prefix")
+	}
+	next := m.src()
+	next.Key = "p-next"
+	p.Want(next, seg(1), 3)
+	p.wg.Wait()
+	for i := 0; i < 200; i++ {
+		if dirs, _ := filepath.Glob(filepath.Join(p.root, "p-test.*")); len(dirs) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(p.root, "p-test.*")); len(dirs) != 0 {
+		t.Fatalf("the old prefix's cache is still there: %v", dirs)
+	}
+	if _, ok := p.Take(context.Background(), next.Key, seg(2)); !ok {
+		t.Fatal("the new prefix's cache does not serve")
+	}
+}

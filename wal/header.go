@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // The first page of every WAL segment starts with PostgreSQL's long page
@@ -205,6 +206,38 @@ func (s *SegmentReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// CheckOpenSegment is CheckReader's check of the WAL file called name held
+// in the regular file f, without reading it all: the first page header,
+// and the file's size against the header's segment size.
+func CheckOpenSegment(name string, f *os.File) (SegmentHeader, error) {
+	if Classify(name) != KindSegment {
+		return SegmentHeader{}, nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return SegmentHeader{}, err
+	}
+	var head [LongHeaderSize]byte
+	n, err := f.ReadAt(head[:], 0)
+	if n < len(head) {
+		if err != nil && err != io.EOF {
+			return SegmentHeader{}, err
+		}
+		return SegmentHeader{}, &HeaderError{Name: name, Problem: fmt.Sprintf("only %d bytes, shorter than a WAL page header", n)}
+	}
+	h, _ := ParseSegmentHeader(head[:])
+	if err := h.Check(name); err != nil {
+		return SegmentHeader{}, err
+	}
+	switch size := fi.Size(); {
+	case size > int64(h.SegSize):
+		return SegmentHeader{}, &HeaderError{Name: name, Problem: fmt.Sprintf("longer than its %d-byte segment size", h.SegSize)}
+	case size < int64(h.SegSize):
+		return SegmentHeader{}, &HeaderError{Name: name, Problem: fmt.Sprintf("%d bytes, its segment size is %d (truncated)", size, h.SegSize)}
+	}
+	return h, nil
 }
 
 // CheckSegmentFile checks a whole segment held in b (as wal-push and the

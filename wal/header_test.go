@@ -70,6 +70,14 @@ func TestHeaderCheckRejectsWhatIsNotTheNamedSegment(t *testing.T) {
 		if err == nil || !IsHeaderError(err) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want a HeaderError containing %q", c.what, err, c.want)
 		}
+		// The same file on disk, checked without reading it all (the
+		// agent's prefetch cache), fails the same way.
+		if _, err := checkOpen(t, c.name, c.data); err == nil || !IsHeaderError(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s on disk: err = %v, want a HeaderError containing %q", c.what, err, c.want)
+		}
+	}
+	if h, err := checkOpen(t, "000000010000000000000004", good); err != nil || h.SysID != 7711610613508410003 {
+		t.Errorf("the good segment on disk: %v (sysid %d)", err, h.SysID)
 	}
 	// The first segment of timeline 2 begins with timeline 1's pages.
 	if _, err := CheckSegmentFile("000000020000000000000004", good); err != nil {
@@ -87,4 +95,18 @@ func TestCheckReaderPassesNonSegmentsThrough(t *testing.T) {
 	if _, err := CheckSegmentFile("000000010000000000000004", []byte("junk")); !errors.As(err, &he) || he.Name != "000000010000000000000004" {
 		t.Fatalf("junk: %v", err)
 	}
+}
+
+func checkOpen(t *testing.T, name string, data []byte) (SegmentHeader, error) {
+	t.Helper()
+	p := t.TempDir() + "/" + name
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return CheckOpenSegment(name, f)
 }

@@ -2,11 +2,18 @@ package fastpath
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Fetch hands a wal-fetch to the agent on the socket at path and writes
@@ -33,10 +40,22 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	kept := false
+	linked := "" // the agent's file linked into dest's directory
+	var r io.Reader = c
+	var fr *fdReader
+	if uc, ok := c.(*net.UnixConn); ok {
+		fr = &fdReader{c: uc, oob: make([]byte, syscall.CmsgSpace(4))}
+		r = fr
+		req.Files = true
+	}
 	defer func() {
+		fr.close()
 		if !kept {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			if linked != "" {
+				os.Remove(linked)
+			}
 		}
 	}()
 
@@ -49,7 +68,7 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 	var werr error
 	buf := make([]byte, 1<<20)
 	for {
-		typ, p, err := readFrameInto(c, buf)
+		typ, p, err := readFrameInto(r, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -66,8 +85,26 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 			if werr == nil {
 				_, werr = tmp.Write(p)
 			}
+		case frameFile:
+			f, size, err := fr.file(p)
+			if err != nil {
+				return 0, err
+			}
+			got = true
+			if werr == nil {
+				if l, ok := linkInto(f, size, tmp.Name()); ok {
+					linked = l
+				} else {
+					werr = copyInto(tmp, f, size)
+				}
+			}
+			f.Close()
 		case frameReset:
 			got = false
+			if linked != "" {
+				os.Remove(linked)
+				linked = ""
+			}
 			if werr == nil {
 				if werr = tmp.Truncate(0); werr == nil {
 					_, werr = tmp.Seek(0, io.SeekStart)
@@ -91,8 +128,15 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 			if err := tmp.Close(); werr == nil {
 				werr = err
 			}
+			from := tmp.Name()
+			if linked != "" {
+				from = linked
+			}
 			if werr == nil {
-				werr = os.Rename(tmp.Name(), dest)
+				werr = os.Rename(from, dest)
+			}
+			if werr == nil && linked != "" {
+				os.Remove(tmp.Name())
 			}
 			if werr != nil {
 				// The agent's bytes are lost; the caller's own run
@@ -105,4 +149,82 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
 	}
+}
+
+// fdReader reads a unix connection with recvmsg, keeping the descriptors
+// that arrive with the bytes (one per frameFile), in order.
+type fdReader struct {
+	c   *net.UnixConn
+	oob []byte
+	fds []int
+}
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	n, oobn, flags, _, err := r.c.ReadMsgUnix(p, r.oob)
+	if oobn > 0 {
+		msgs, perr := syscall.ParseSocketControlMessage(r.oob[:oobn])
+		for _, m := range msgs {
+			if fds, err := syscall.ParseUnixRights(&m); err == nil {
+				r.fds = append(r.fds, fds...)
+			}
+		}
+		if perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err == nil && flags&syscall.MSG_CTRUNC != 0 {
+		err = errors.New("fastpath: a file descriptor from the agent was cut off")
+	}
+	if n == 0 && err == nil && len(p) > 0 {
+		// recvmsg's 0 is the end of the stream.
+		err = io.EOF
+	}
+	return n, err
+}
+
+// file takes the descriptor of a frameFile frame with payload p.
+func (r *fdReader) file(p []byte) (*os.File, int64, error) {
+	if r == nil || len(r.fds) == 0 || len(p) != 8 {
+		return nil, 0, errors.New("fastpath: bad file frame from the agent")
+	}
+	fd := r.fds[0]
+	r.fds = r.fds[1:]
+	return os.NewFile(uintptr(fd), "agent file"), int64(binary.BigEndian.Uint64(p)), nil
+}
+
+func (r *fdReader) close() {
+	if r == nil {
+		return
+	}
+	for _, fd := range r.fds {
+		syscall.Close(fd)
+	}
+	r.fds = nil
+}
+
+// linkInto gives f, which must be size bytes, a second name beside tmp:
+// no byte is copied. It works when f is a regular file on the same mount
+// as tmp's directory (the agent's cache beside PGDATA); ok is false
+// otherwise, and the caller copies.
+func linkInto(f *os.File, size int64, tmp string) (string, bool) {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return "", false
+	}
+	name := tmp + ".link"
+	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// copyInto copies f's size bytes into tmp, in the kernel where it can
+// (copy_file_range, as cp does).
+func copyInto(tmp, f *os.File, size int64) error {
+	n, err := io.Copy(tmp, f)
+	if err == nil && n != size {
+		err = fmt.Errorf("the agent's file has %d bytes, not %d", n, size)
+	}
+	return err
 }

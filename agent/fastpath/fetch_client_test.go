@@ -21,6 +21,17 @@ func leftovers(t *testing.T, dest string) []string {
 	return m
 }
 
+// nothingLeft fails unless a failed fetch left nothing at dest or beside it.
+func nothingLeft(t *testing.T, dest string) {
+	t.Helper()
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("a failed fetch left %s", dest)
+	}
+	if l := leftovers(t, dest); len(l) != 0 {
+		t.Fatalf("temporary files left: %v", l)
+	}
+}
+
 // TestFetchWritesWhatTheAgentSendsOnlyOnSuccess: the bytes land at dest
 // on status 0, after a reset only what follows it counts, and a failure
 // status leaves nothing at dest or beside it.
@@ -56,12 +67,7 @@ func TestFetchWritesWhatTheAgentSendsOnlyOnSuccess(t *testing.T) {
 	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 200 {
 		t.Fatalf("status %d, err %v; want 200", got, err)
 	}
-	if _, err := os.Stat(dest); !os.IsNotExist(err) {
-		t.Fatalf("a failed fetch left %s", dest)
-	}
-	if l := leftovers(t, dest); len(l) != 0 {
-		t.Fatalf("temporary files left: %v", l)
-	}
+	nothingLeft(t, dest)
 }
 
 // TestFetchBrokenConnectionLeavesNothingAndAsksTheCallerToFetch: an agent

@@ -3,8 +3,11 @@ package fastpath
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 )
 
 // frameData carries the bytes of the fetched file to a client that asked
@@ -18,15 +21,89 @@ const frameData = 'D'
 // again from the store.
 const frameReset = 'Z'
 
+// frameFile hands the client an open descriptor of the fetched file
+// (SCM_RIGHTS, attached to the frame's bytes); the payload is the file's
+// size, a big-endian uint64. The client links the file into place, or
+// copies it in the kernel, instead of receiving its bytes through the
+// socket: a cached segment then costs what cp costs. Like data frames,
+// it is kept only if the exit status is 0, and a reset frame discards it.
+const frameFile = 'F'
+
 type dataKey struct{}
 
 type dataStreams struct {
 	data  dataStream
 	reset stream
+	file  fileSender   // conn nil: the client takes no descriptors
+	later func(func()) // runs a function once the client has hung up
 }
 
-func withData(ctx context.Context, data, reset stream) context.Context {
-	return context.WithValue(ctx, dataKey{}, &dataStreams{dataStream(data), reset})
+func withData(ctx context.Context, data, reset stream, file fileSender, later func(func())) context.Context {
+	return context.WithValue(ctx, dataKey{}, &dataStreams{dataStream(data), reset, file, later})
+}
+
+// AfterHangUp runs f once the client of ctx's request has hung up (it has
+// then linked or copied a file sent with SendFile), or at once when ctx
+// is not a request's. The agent's shutdown runs it without waiting.
+func AfterHangUp(ctx context.Context, f func()) {
+	if d, _ := ctx.Value(dataKey{}).(*dataStreams); d != nil && d.later != nil {
+		d.later(f)
+		return
+	}
+	f()
+}
+
+// fileSender sends frameFile frames over a unix connection.
+type fileSender struct {
+	stream
+	conn *net.UnixConn
+}
+
+// errNoFiles: the client cannot take a descriptor.
+var errNoFiles = errors.New("fastpath: the client takes no file descriptors")
+
+func (s *fileSender) send(f *os.File, size int64) error {
+	if s == nil || s.conn == nil {
+		return errNoFiles
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.wrote = true
+	if *s.err != nil {
+		return *s.err
+	}
+	var fr [13]byte
+	fr[0] = frameFile
+	binary.BigEndian.PutUint32(fr[1:5], 8)
+	binary.BigEndian.PutUint64(fr[5:], uint64(size))
+	n, _, err := s.conn.WriteMsgUnix(fr[:], syscall.UnixRights(int(f.Fd())), nil)
+	if err == nil && n < len(fr) {
+		// The descriptor went with the first bytes; the rest is plain data.
+		_, err = s.conn.Write(fr[n:])
+	}
+	if err != nil {
+		*s.err = err
+	}
+	return err
+}
+
+// SendFile hands the client f, of size bytes, as an open descriptor,
+// when it asked for descriptors (TakesFiles). The caller keeps f and may
+// close it once SendFile returns: the client has its own descriptor.
+// After an error, discard what was sent (ResetData) before sending the
+// bytes with Data.
+func SendFile(ctx context.Context, f *os.File, size int64) error {
+	d, _ := ctx.Value(dataKey{}).(*dataStreams)
+	if d == nil || d.file.conn == nil {
+		return errNoFiles
+	}
+	return d.file.send(f, size)
+}
+
+// TakesFiles tells whether the client of ctx's request takes descriptors.
+func TakesFiles(ctx context.Context) bool {
+	d, _ := ctx.Value(dataKey{}).(*dataStreams)
+	return d != nil && d.file.conn != nil
 }
 
 // dataStream is a stream whose frames go out with one writev, header and

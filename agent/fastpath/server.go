@@ -147,6 +147,10 @@ func (s *Server) close(grace time.Duration) {
 	}
 }
 
+// hangUpWait bounds how long a request's AfterHangUp functions wait for
+// its client to hang up.
+const hangUpWait = 10 * time.Second
+
 func (s *Server) serve(c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -181,21 +185,45 @@ func (s *Server) serve(c net.Conn) {
 
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
+	gone := make(chan struct{})
 	go func() {
 		// The client sends nothing more: a read returns only when it hangs
-		// up (killed, or its own SIGTERM), and the work then stops too.
+		// up (killed, its own SIGTERM, or done), and the work then stops too.
 		var b [1]byte
 		c.Read(b[:])
 		cancel()
+		close(gone)
 	}()
 	var mu sync.Mutex
 	var wrote bool
 	var werr error
+	var later []func()
+	defer func() {
+		mu.Lock()
+		fs := later
+		mu.Unlock()
+		if len(fs) == 0 {
+			return
+		}
+		select {
+		case <-gone:
+		case <-s.closed:
+		case <-time.After(hangUpWait):
+		}
+		for _, f := range fs {
+			f()
+		}
+	}()
 	out := stream{mu: &mu, w: c, typ: frameStdout, wrote: &wrote, err: &werr}
 	errw := stream{mu: &mu, w: c, typ: frameStderr, wrote: &wrote, err: &werr}
 	if req.Receive {
+		var files fileSender
+		if uc, ok := c.(*net.UnixConn); ok && req.Files {
+			files = fileSender{stream{mu: &mu, w: c, typ: frameFile, wrote: &wrote, err: &werr}, uc}
+		}
 		ctx = withData(ctx, stream{mu: &mu, w: c, typ: frameData, wrote: &wrote, err: &werr},
-			stream{mu: &mu, w: c, typ: frameReset, wrote: &wrote, err: &werr})
+			stream{mu: &mu, w: c, typ: frameReset, wrote: &wrote, err: &werr}, files,
+			func(f func()) { mu.Lock(); later = append(later, f); mu.Unlock() })
 	}
 	rep, herr := s.safeHandle(ctx, &req, out, errw)
 	mu.Lock()

@@ -17,7 +17,7 @@ import (
 )
 
 // Version is bumped whenever the request or the frames change meaning.
-const Version = 2
+const Version = 3
 
 const (
 	frameRequest = 'Q' // JSON Request
@@ -47,6 +47,10 @@ type Request struct {
 	// Receive: the client writes the fetched file itself from data
 	// frames (fetch_wire.go); the agent does not touch the destination.
 	Receive bool `json:"receive,omitempty"`
+
+	// Files: the client also takes the fetched file as an open file
+	// descriptor (frameFile), which it links or copies in the kernel.
+	Files bool `json:"files,omitempty"`
 }
 
 // CommandCheck asks the agent to run `walden check`'s store and data

@@ -116,8 +116,15 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
 		pf.Want(src, name, n)
 		if path, ok := pf.Take(ctx, src.Key, name); ok {
-			err := serveCached(path, name, sysid, sysidFrom, bw)
-			os.Remove(path)
+			var err error
+			if fastpath.TakesFiles(ctx) {
+				err = serveCachedFile(ctx, path, name, sysid, sysidFrom)
+				// The client may still be linking it.
+				fastpath.AfterHangUp(ctx, func() { os.Remove(path) })
+			} else {
+				err = serveCached(path, name, sysid, sysidFrom, bw)
+				os.Remove(path)
+			}
 			pf.Fill(src, name, n)
 			if err == nil {
 				ar.LogPromoted(name)
@@ -170,6 +177,30 @@ func serveCached(path, name string, sysid uint64, sysidFrom string, bw *bufio.Wr
 		return &wal.SystemIDError{Name: name, Got: h.SysID, Want: sysid, ControlDir: sysidFrom}
 	}
 	return bw.Flush()
+}
+
+// serveCachedFile checks a cached segment as serveCached does (its
+// header and size: CheckReader reads no more), then hands the client an
+// open descriptor of it: the client links or copies the file itself, as
+// cp would, instead of receiving its bytes.
+func serveCachedFile(ctx context.Context, path, name string, sysid uint64, sysidFrom string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, err := wal.CheckOpenSegment(name, f)
+	if err != nil {
+		return err
+	}
+	if sysidFrom != "" && wal.Classify(name) == wal.KindSegment && h.SysID != sysid {
+		return &wal.SystemIDError{Name: name, Got: h.SysID, Want: sysid, ControlDir: sysidFrom}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return fastpath.SendFile(ctx, f, fi.Size())
 }
 
 // prefetchSource fetches with the configuration in force when replay
