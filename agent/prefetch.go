@@ -177,6 +177,19 @@ func (p *Prefetcher) Observe(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// Served records that the request for seg has been answered. The time
+// from then to the request for the next segment is replay's own pace
+// (redo), which the depth must cover; the time a request spent waiting for
+// its fetch is not, or a store slower than replay would shrink the depth
+// that should hide it.
+func (p *Prefetcher) Served(seg string) {
+	p.mu.Lock()
+	if p.lastSeg == seg {
+		p.lastAt = time.Now()
+	}
+	p.mu.Unlock()
+}
+
 // Miss counts a request for a segment the cache could not serve.
 func (p *Prefetcher) Miss() { p.misses.Inc() }
 
@@ -383,8 +396,11 @@ func (p *Prefetcher) start(src PrefetchSource, c *prefetchCache, seg string) {
 	}()
 }
 
-// fetchInto writes seg into dir through a temporary name, synced, then
-// renamed: what is under seg's own name is whole and was checked.
+// fetchInto writes seg into dir through a temporary name, then renamed:
+// what is under seg's own name is whole and was checked. Not synced: the
+// cache serves only the agent that wrote it (after a crash the next agent
+// removes it unread), and PostgreSQL needs no durability of what
+// restore_command gives it.
 func fetchInto(ctx context.Context, src PrefetchSource, dir, seg string) (string, int64, error) {
 	tmp, err := os.CreateTemp(dir, ".tmp-"+seg+"-*")
 	if err != nil {
@@ -402,9 +418,6 @@ func fetchInto(ctx context.Context, src PrefetchSource, dir, seg string) (string
 		return "", 0, err
 	}
 	if err := bw.Flush(); err != nil {
-		return "", 0, err
-	}
-	if err := tmp.Sync(); err != nil {
 		return "", 0, err
 	}
 	fi, err := tmp.Stat()

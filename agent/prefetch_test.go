@@ -237,3 +237,25 @@ func TestPrefetchCacheOfAnOldPrefixIsRemovedWhenReplayMovesToAnother(t *testing.
 		t.Fatal("the new prefix's cache does not serve")
 	}
 }
+
+// TestPrefetchReplayPaceExcludesTheWaitForFetches: the time between
+// requests counts from the previous answer, so a replay that waited for
+// a slow store still shows its own pace, and the depth grows to hide the
+// store rather than shrink to match it.
+func TestPrefetchReplayPaceExcludesTheWaitForFetches(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	defer p.Close()
+	m := &memSource{calls: map[string]int{}, last: seg(12)}
+	src := m.src()
+	p.Want(src, seg(1), 1)
+	time.Sleep(200 * time.Millisecond) // waiting for a slow fetch
+	p.Served(seg(1))
+	time.Sleep(20 * time.Millisecond) // redo
+	p.Want(src, seg(2), 1)
+	p.mu.Lock()
+	gap := p.gap.v
+	p.mu.Unlock()
+	if gap <= 0 || gap > 0.15 {
+		t.Fatalf("replay pace %.3fs; want about the 0.02s between the answer and the next request", gap)
+	}
+}

@@ -35,8 +35,10 @@
 # Usage: sudo bench/archive.sh   (needs postgresql-15, pgbackrest, lz4, curl)
 # Knobs: SCALE (default 40), LOAD_SECS (20), HOLD_SECS (20; 0 skips the
 # held backlog), CLIENTS (4), DELAYS ("0 200", milliseconds), PITR_SEGS
-# (64), FETCH_REPEAT (7), PARTS ("ab": part a, b or both), PORT, S3PORT,
-# METRICSPORT; any WALDEN_* variable set is passed to walden (the agent
+# (64), REPLAYS ("walden agent pgbr": which restore_commands part b runs
+# besides cp), FETCH_REPEAT (7; 0 skips the single-fetch comparison), PARTS ("ab": part a, b or both), PORT, S3PORT,
+# METRICSPORT, LOGDIR (keeps the agent's log, metrics and PostgreSQL's log
+# of each agent replay there); any WALDEN_* variable set is passed to walden (the agent
 # always gets WALDEN_PUSH_AHEAD=on).
 set -euo pipefail
 SCALE=${SCALE:-40}
@@ -46,6 +48,7 @@ PARTS=${PARTS:-ab}
 CLIENTS=${CLIENTS:-4}
 DELAYS=${DELAYS:-"0 200"}
 PITR_SEGS=${PITR_SEGS:-64}
+REPLAYS=${REPLAYS:-walden agent pgbr}
 FETCH_REPEAT=${FETCH_REPEAT:-7}
 PORT=${PORT:-25997}
 S3PORT=${S3PORT:-29124}
@@ -415,7 +418,12 @@ CONF
     echo "replay $label ended at ${last:-no segment}, not $lastseg; see $(pglog "$d")" >&2; exit 1
   fi
   local served=-
-  if [ "${4:-}" = agent ]; then served=$(metric walden_wal_fetched_total); stop_pid "$agentpid"; agentpid=; fi
+  if [ "${4:-}" = agent ]; then
+    served=$(metric walden_wal_fetched_total)
+    [ -n "${LOGDIR:-}" ] && curl -s "http://127.0.0.1:$METRICSPORT/metrics" > "$LOGDIR/metrics-$delay.txt"
+    stop_pid "$agentpid"; agentpid=
+    [ -n "${LOGDIR:-}" ] && cp "$work/agent.log" "$LOGDIR/agent-$delay.log" && cp "$(pglog "$d")" "$LOGDIR/pg-agent-$delay.log"
+  fi
   pg_stop "$d"
   printf 'b\t%s\t%s\t%.2f\t%s\t%s\n' "$delay" "$label" "$(echo "$t1 - $t0" | bc -l)" "$last" "${served:--}" >> "$results"
   printf '  replay %-44s delay %3s ms: %.2f s (last restored %s)\n' "$label" "$delay" "$(echo "$t1 - $t0" | bc -l)" "${last:-none}"
@@ -458,13 +466,19 @@ pitr_runs() { # DELAY
   pgbr_conf "$work/pgbr-get.conf" "$work/replay" n 1
   pgbr_conf "$work/pgbr-get-async.conf" "$work/replay" y 2
   replay "$delay" "cp (file store)" "cp $work/filestore/%f %p"
-  replay "$delay" "walden wal-fetch -p 8" "$work/walden --envdir $work/env-pitr wal-fetch -p 8 %f %p"
-  replay "$delay" "walden wal-fetch -p 8 + agent" "$work/walden --envdir $work/env-pitr-agent wal-fetch -p 8 %f %p" agent
-  replay "$delay" "pgBackRest archive-get" "pgbackrest --config=$work/pgbr-get.conf --stanza=bench archive-get %f \"%p\""
-  replay "$delay" "pgBackRest archive-get, async" "pgbackrest --config=$work/pgbr-get-async.conf --stanza=bench archive-get %f \"%p\""
+  if [[ " $REPLAYS " == *" walden "* ]]; then
+    replay "$delay" "walden wal-fetch -p 8" "$work/walden --envdir $work/env-pitr wal-fetch -p 8 %f %p"
+  fi
+  if [[ " $REPLAYS " == *" agent "* ]]; then
+    replay "$delay" "walden wal-fetch -p 8 + agent" "$work/walden --envdir $work/env-pitr-agent wal-fetch -p 8 %f %p" agent
+  fi
+  if [[ " $REPLAYS " == *" pgbr "* ]]; then
+    replay "$delay" "pgBackRest archive-get" "pgbackrest --config=$work/pgbr-get.conf --stanza=bench archive-get %f \"%p\""
+    replay "$delay" "pgBackRest archive-get, async" "pgbackrest --config=$work/pgbr-get-async.conf --stanza=bench archive-get %f \"%p\""
+  fi
   # The baseline again last: the faster of its two runs is the reference.
   replay "$delay" "cp (file store)" "cp $work/filestore/%f %p"
-  fetchcmp "$delay"
+  [ "$FETCH_REPEAT" -gt 0 ] && fetchcmp "$delay"
   stop_pid "$s3pid"; s3pid=
 }
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"time"
 )
 
 // Do sends req to the agent on the socket at path and copies the command's
@@ -49,17 +47,4 @@ func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer
 			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
 	}
-}
-
-// dial connects to the agent's socket. The connection is closed when ctx
-// ends, which unblocks a read waiting for the agent, or when stop is
-// called.
-func dial(ctx context.Context, path string) (c net.Conn, stop func(), err error) {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err = d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	unregister := context.AfterFunc(ctx, func() { c.Close() })
-	return c, func() { unregister(); c.Close() }, nil
 }

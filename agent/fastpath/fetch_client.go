@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,13 +40,8 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 	}
 	kept := false
 	linked := "" // the agent's file linked into dest's directory
-	var r io.Reader = c
-	var fr *fdReader
-	if uc, ok := c.(*net.UnixConn); ok {
-		fr = &fdReader{c: uc, oob: make([]byte, syscall.CmsgSpace(4))}
-		r = fr
-		req.Files = true
-	}
+	fr := &fdReader{c: c, oob: make([]byte, syscall.CmsgSpace(4))}
+	req.Files = true
 	defer func() {
 		fr.close()
 		if !kept {
@@ -68,7 +62,7 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 	var werr error
 	buf := make([]byte, 1<<20)
 	for {
-		typ, p, err := readFrameInto(r, buf)
+		typ, p, err := readFrameInto(fr, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -154,13 +148,13 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 // fdReader reads a unix connection with recvmsg, keeping the descriptors
 // that arrive with the bytes (one per frameFile), in order.
 type fdReader struct {
-	c   *net.UnixConn
+	c   *conn
 	oob []byte
 	fds []int
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {
-	n, oobn, flags, _, err := r.c.ReadMsgUnix(p, r.oob)
+	n, oobn, flags, err := r.c.recvmsg(p, r.oob)
 	if oobn > 0 {
 		msgs, perr := syscall.ParseSocketControlMessage(r.oob[:oobn])
 		for _, m := range msgs {

@@ -60,7 +60,7 @@ func Fingerprint(s *config.Settings) string {
 // by pg_ctlcluster runs archive_command without HOME, the agent under
 // systemd with it, and both read the same files.
 func relevantEnv(gpg bool) []string {
-	out := []string{"HOME=" + passwdHome()}
+	out := []string{""}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
@@ -80,6 +80,11 @@ func relevantEnv(gpg bool) []string {
 		case gpg && k == "PATH":
 			out = append(out, kv)
 		}
+	}
+	if out[0] == "" {
+		// Read only when needed: the password database costs a front
+		// call more than the rest of the fingerprint.
+		out[0] = "HOME=" + passwdHome()
 	}
 	sort.Strings(out)
 	return out

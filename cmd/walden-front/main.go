@@ -163,8 +163,9 @@ func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bo
 	}
 	fastpath.UseExecutable(core)
 	prog, _ := cli.Prog(argv[0])
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	// Never stopped: the process exits right after, and signal.Stop
+	// would first wait for the runtime's signal loop to go idle.
+	ctx, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	req := &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
 		Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
 	var status int

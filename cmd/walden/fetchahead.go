@@ -127,6 +127,7 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 			}
 			pf.Fill(src, name, n)
 			if err == nil {
+				pf.Served(name)
 				ar.LogPromoted(name)
 				return false, nil
 			}
@@ -143,6 +144,7 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 	}
 	if err == nil && pf != nil {
 		pf.Observe(time.Since(begin))
+		pf.Served(name)
 	}
 	switch {
 	case err == nil:
