@@ -72,16 +72,24 @@ func (a *Archive) locate(ctx context.Context, name string) (string, bool, error)
 	if err != nil {
 		return "", false, err
 	}
+	key, found := a.locateIn(objs, name)
+	return key, found, nil
+}
+
+// locateIn is locate's choice among objs, a listing that holds every
+// stored copy of name (and maybe more).
+func (a *Archive) locateIn(objs []storage.Object, name string) (string, bool) {
+	base := Dir + name
 	have := map[string]bool{}
 	for _, o := range objs {
 		have[o.Key] = true
 	}
 	for _, c := range probeOrder(a.Format.Codec) {
 		if have[base+c.Ext()] {
-			return base + c.Ext(), true, nil
+			return base + c.Ext(), true
 		}
 	}
-	return "", false, nil
+	return "", false
 }
 
 // probeOrder puts the configured codec first, then the rest.

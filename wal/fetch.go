@@ -17,6 +17,7 @@ import (
 
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/gpg"
+	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/walelog"
 )
 
@@ -94,25 +95,14 @@ func (a *Archive) Fetch(ctx context.Context, name, dest string, prefetch int, sp
 			}
 		}
 	}
-	key := Dir + name + a.Format.Ext()
-	rc, err := a.getDirect(ctx, key)
+	rc, key, found, lists, err := a.find(ctx, name)
 	if err != nil {
 		return err
-	}
-	found := rc != nil
-	if !found {
-		var loc string
-		if loc, found, err = a.locate(ctx, name); err != nil {
-			return fmt.Errorf("wal-fetch %s: %w", name, err)
-		}
-		if found {
-			key = loc
-		}
 	}
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-fetch", url, name, walelog.F("state", "begin"))...)
 	if !found {
-		if err := a.checkGap(ctx, name); err != nil {
+		if err := a.gapOf(ctx, name, lists); err != nil {
 			return err
 		}
 		a.logNotFound(url)
@@ -191,23 +181,59 @@ func (c *checked) verify() error {
 	return &SystemIDError{Name: c.name, Got: h.SysID, Want: c.sysid, ControlDir: c.sysidFrom}
 }
 
-// getDirect opens key (the WAL file in the configured format) on a remote
-// store: the common case costs one request instead of a listing and a
-// download. It returns nil, without error, when the object is absent or
-// the store is local (where lookups cost no round trip); the caller then
-// locates the name among the other formats.
-func (a *Archive) getDirect(ctx context.Context, key string) (io.ReadCloser, error) {
+// find looks the WAL file name up in the store. On a remote store it
+// first GETs the configured format's object: rc is then set, and one
+// round trip was all. When that is absent, key names the copy under
+// another format to fetch (found), or the configured one (not found).
+//
+// A plain segment's lookup lists its log id and the next at once, which
+// shows any other copy and is what the gap check needs (lists, for
+// gapOf); another WAL file (a timeline history file, which PostgreSQL
+// mostly probes for in vain) is listed while its GET is in flight. An
+// absent file thus costs two round trips to a distant store, or one.
+func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key string, found bool, lists *[2][]storage.Object, err error) {
+	key = Dir + name + a.Format.Ext()
 	if l, ok := a.Store.(local); ok && l.Local() {
-		return nil, nil
-	}
-	rc, err := a.Store.Get(ctx, key)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, nil
+		loc, found, err := a.locate(ctx, name)
+		if err != nil {
+			return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, err)
 		}
-		return nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+		if found {
+			key = loc
+		}
+		return nil, key, found, nil, nil
 	}
-	return rc, nil
+	seg, serr := ParseSegment(name)
+	if serr != nil || Classify(name) != KindSegment {
+		return a.getOrLocate(ctx, key, name)
+	}
+	rc, err = a.Store.Get(ctx, key)
+	switch {
+	case err == nil:
+		return rc, key, true, nil, nil
+	case !isNotFound(err):
+		return nil, "", false, nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+	}
+	l, err := a.gapLists(ctx, seg)
+	if err != nil {
+		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, err)
+	}
+	if loc, ok := a.locateIn(l[0], name); ok {
+		return nil, loc, true, &l, nil
+	}
+	return nil, key, false, &l, nil
+}
+
+// gapOf is checkGap, on find's listings when it made them.
+func (a *Archive) gapOf(ctx context.Context, name string, lists *[2][]storage.Object) error {
+	if lists == nil {
+		return a.checkGap(ctx, name)
+	}
+	seg, err := ParseSegment(name)
+	if err != nil {
+		return nil
+	}
+	return a.judgeGap(ctx, name, seg, *lists)
 }
 
 // download writes the decoded, checked object to a temporary file beside
@@ -494,20 +520,12 @@ func (a *Archive) Prefetch(ctx context.Context, base, seg string) error {
 	rd := pf.runningDir(seg)
 	os.Mkdir(rd, 0o700)
 	defer os.RemoveAll(rd)
-	key := Dir + seg + a.Format.Ext()
-	rc, err := a.getDirect(ctx, key)
+	rc, key, found, _, err := a.find(ctx, seg)
 	if err != nil {
 		return err
 	}
-	if rc == nil {
-		loc, found, err := a.locate(ctx, seg)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return ErrNotFound
-		}
-		key = loc
+	if !found {
+		return ErrNotFound
 	}
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields("wal-prefetch", url, seg, walelog.F("state", "begin"))...)
@@ -548,30 +566,14 @@ func (a *Archive) FetchTo(ctx context.Context, action, name, dest string, w io.W
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	key := Dir + name + a.Format.Ext()
-	var rc io.ReadCloser
-	var err error
-	if l, ok := a.Store.(local); !ok || !l.Local() {
-		rc, err = a.Store.Get(ctx, key)
-		if err != nil && !isNotFound(err) {
-			return fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
-		}
-	}
-	found := rc != nil
-	if !found {
-		var loc string
-		loc, found, err = a.locate(ctx, name)
-		if err != nil {
-			return fmt.Errorf("wal-fetch %s: %w", name, err)
-		}
-		if found {
-			key = loc
-		}
+	rc, key, found, lists, err := a.find(ctx, name)
+	if err != nil {
+		return err
 	}
 	url := a.Prefix.URL(key)
 	a.Log.Info(walelog.Backup, "begin wal restore", "", "", a.fields(action, url, name, walelog.F("state", "begin"))...)
 	notFound := func() error {
-		if err := a.checkGap(ctx, name); err != nil {
+		if err := a.gapOf(ctx, name, lists); err != nil {
 			return err
 		}
 		a.logNotFound(url)
@@ -606,6 +608,38 @@ func (a *Archive) FetchTo(ctx context.Context, action, name, dest string, w io.W
 		fmt.Sprintf("Downloaded and decompressed %q to %q", url, dest), "")
 	a.Log.Info(walelog.Backup, "complete wal restore", "", "", a.fields(action, url, name, walelog.F("state", "complete"))...)
 	return nil
+}
+
+// getOrLocate is find for a WAL file other than a plain segment: the GET
+// of key and the listing of name's copies go out together.
+func (a *Archive) getOrLocate(ctx context.Context, key, name string) (rc io.ReadCloser, loc string, found bool, lists *[2][]storage.Object, err error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type listing struct {
+		objs []storage.Object
+		err  error
+	}
+	ch := make(chan listing, 1)
+	go func() {
+		objs, err := a.Store.List(lctx, Dir+name)
+		ch <- listing{objs, err}
+	}()
+	rc, err = a.Store.Get(ctx, key)
+	switch {
+	case err == nil:
+		return rc, key, true, nil, nil // the listing is abandoned
+	case !isNotFound(err):
+		return nil, "", false, nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
+	}
+	l := <-ch
+	if l.err != nil {
+		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, l.err)
+	}
+	loc, found = a.locateIn(l.objs, name)
+	if !found {
+		loc = key
+	}
+	return nil, loc, found, nil, nil
 }
 
 // LogPromoted logs, as Fetch does, that a prefetched copy of name was

@@ -3,10 +3,12 @@ package wal
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walden-pg/walden/blob"
@@ -44,14 +46,36 @@ func (a *Archive) checkGap(ctx context.Context, name string) error {
 	if err != nil {
 		return nil
 	}
+	lists, err := a.gapLists(ctx, seg)
+	if err != nil {
+		return fmt.Errorf("wal-fetch %s: looking for later segments: %w", name, err)
+	}
+	return a.judgeGap(ctx, name, seg, lists)
+}
+
+// gapLists lists, at once, the stored WAL of seg's log id and of the next
+// one: what judgeGap needs, and (the first) every copy of seg itself.
+func (a *Archive) gapLists(ctx context.Context, seg Segment) ([2][]storage.Object, error) {
+	var lists [2][]storage.Object
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, logID := range []uint32{seg.Log, seg.Log + 1} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lists[i], errs[i] = a.Store.List(ctx, Dir+fmt.Sprintf("%08X%08X", seg.TLI, logID))
+		}()
+	}
+	wg.Wait()
+	return lists, errors.Join(errs[0], errs[1])
+}
+
+// judgeGap is checkGap on the listings of gapLists.
+func (a *Archive) judgeGap(ctx context.Context, name string, seg Segment, lists [2][]storage.Object) error {
 	var later []storage.Object
 	var laterSegs []Segment
 	first, haveFirst := Segment{}, false
-	for _, logID := range []uint32{seg.Log, seg.Log + 1} {
-		objs, err := a.Store.List(ctx, Dir+fmt.Sprintf("%08X%08X", seg.TLI, logID))
-		if err != nil {
-			return fmt.Errorf("wal-fetch %s: looking for later segments: %w", name, err)
-		}
+	for _, objs := range lists {
 		for _, o := range objs {
 			s, ok := storedSegment(o.Key)
 			if !ok || s.TLI != seg.TLI {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,8 @@ func TestWalFetchOfAStoredSegmentIsOneGetRequest(t *testing.T) {
 	}
 
 	// Stored only under another extension (WAL-E's lzop): the direct GET
-	// misses, then the listing finds it.
+	// misses, then the listings of its log id and the next (made together;
+	// they would also serve the gap check) find it.
 	const other = "00000001000000A70000003D"
 	lzoData := walSegment(t, other, "lzop copy ")
 	seg2 := filepath.Join(t.TempDir(), other)
@@ -111,8 +113,15 @@ func TestWalFetchOfAStoredSegmentIsOneGetRequest(t *testing.T) {
 	if got, _ := os.ReadFile(dest2); !bytes.Equal(got, lzoData) {
 		t.Fatal("fetched .lzo bytes differ")
 	}
-	if got := rl.take(); len(got) != 3 {
-		t.Fatalf("wal-fetch of an .lzo segment made requests %q, want GET .lz4, list, GET .lzo", got)
+	got := rl.take()
+	if len(got) != 4 || !strings.HasPrefix(got[0], "GET /acme-pg-archive/prod/db1/wal_005/"+other+".lz4") ||
+		!strings.HasPrefix(got[3], "GET /acme-pg-archive/prod/db1/wal_005/"+other+".lzo") {
+		t.Fatalf("wal-fetch of an .lzo segment made requests %q, want GET .lz4, two listings, GET .lzo", got)
+	}
+	lists := []string{got[1], got[2]}
+	sort.Strings(lists)
+	if !strings.Contains(lists[0], "prefix=prod%2Fdb1%2Fwal_005%2F00000001000000A7") || !strings.Contains(lists[1], "prefix=prod%2Fdb1%2Fwal_005%2F00000001000000A8") {
+		t.Fatalf("wal-fetch of an .lzo segment listed %q, want its log id and the next", lists)
 	}
 }
 
