@@ -30,7 +30,8 @@
 #     archive (baseline), walden wal-fetch -p 8 standalone and through its
 #     agent, and pgBackRest archive-get without and with archive-async=y.
 #     Also one wal-fetch call against `curl | lz4 -dc` of the same object
-#     (gofakes3 serves unsigned GETs), median of FETCH_REPEAT.
+#     (gofakes3 serves unsigned GETs), median of FETCH_REPEAT, without an
+#     agent and through one (-p 0: the agent fetches when asked).
 #
 # Usage: sudo bench/archive.sh   (needs postgresql-15, pgbackrest, lz4, curl)
 # Knobs: SCALE (default 40), LOAD_SECS (20), HOLD_SECS (20; 0 skips the
@@ -445,8 +446,16 @@ fetchcmp() {
     env "${tlsenv[@]}" "$work/walden" --envdir "$work/env-pitr" wal-fetch -p 0 "$seg" "$out" 2>/dev/null
     t1=$(now); echo "walden $(echo "($t1 - $t0) * 1000" | bc -l)" >> "$work/fc"
     cmp -s "$out" "$work/pitrsrc/pg_wal/$seg" || { echo "wal-fetch did not give back $seg" >&2; exit 1; }
+    # The same call through the agent (as PostgreSQL's user, as the agent
+    # serves only its own user): no prefetch, so the agent fetches the
+    # object when asked and streams it.
+    local aout=$work/sock/fetched
+    rm -f "$aout"; t0=$(now)
+    as_pg env "${tlsenv[@]}" "$work/walden" --envdir "$work/env-pitr-agent" wal-fetch -p 0 "$seg" "$aout" 2>/dev/null
+    t1=$(now); echo "agent $(echo "($t1 - $t0) * 1000" | bc -l)" >> "$work/fc"
+    cmp -s "$aout" "$work/pitrsrc/pg_wal/$seg" || { echo "wal-fetch through the agent did not give back $seg" >&2; exit 1; }
   done
-  for m in curl walden; do
+  for m in curl walden agent; do
     printf 'c\t%s\t%s\t%.1f\n' "$delay" "$m" "$(awk -v m="$m" '$1 == m {print $2}' "$work/fc" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')" >> "$results"
   done
 }
@@ -478,7 +487,11 @@ pitr_runs() { # DELAY
   fi
   # The baseline again last: the faster of its two runs is the reference.
   replay "$delay" "cp (file store)" "cp $work/filestore/%f %p"
-  [ "$FETCH_REPEAT" -gt 0 ] && fetchcmp "$delay"
+  if [ "$FETCH_REPEAT" -gt 0 ]; then
+    start_agent env-pitr-agent "$work/replay" # the last replay's, stopped
+    fetchcmp "$delay"
+    stop_pid "$agentpid"; agentpid=
+  fi
   stop_pid "$s3pid"; s3pid=
 }
 
@@ -536,10 +549,10 @@ echo "vs cp: against the faster of the two cp runs of the same delay. vs same at
 echo
 echo "## One fetch of the same object (median of $FETCH_REPEAT, wall ms)"
 echo
-echo "| S3 delay | curl \| lz4 -dc | walden wal-fetch -p 0 | ratio |"
-echo "|---|---|---|---|"
+echo "| S3 delay | curl \| lz4 -dc | walden wal-fetch -p 0 | ratio | same through the agent | ratio |"
+echo "|---|---|---|---|---|---|"
 awk -F'\t' '$1 == "c" { v[$2, $3] = $4; d[$2] = 1 }
-  END { for (x in d) printf "| %s ms | %.1f | %.1f | %.2fx |\n", x, v[x, "curl"], v[x, "walden"], v[x, "walden"] / v[x, "curl"] }' "$results" | sort -t' ' -k2,2n
+  END { for (x in d) printf "| %s ms | %.1f | %.1f | %.2fx | %.1f | %.2fx |\n", x, v[x, "curl"], v[x, "walden"], v[x, "walden"] / v[x, "curl"], v[x, "agent"], v[x, "agent"] / v[x, "curl"] }' "$results" | sort -t' ' -k2,2n
 echo
 echo "raw:"
 cat "$results"
