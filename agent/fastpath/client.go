@@ -17,13 +17,22 @@ func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer
 		return 0, err
 	}
 	defer stop()
+	return exchange(ctx, c, c, nil, req, stdout, stderr, nil)
+}
 
+// exchange sends req on c, then reads the answer from r (c itself, or a
+// reader of c that also takes descriptors) into buf (nil: a new buffer
+// per frame), copying the command's output to stdout and stderr, until
+// the exit frame, whose status it returns. Frames other than output,
+// refusal and exit go to other (nil when none are expected), whose error
+// ends the exchange.
+func exchange(ctx context.Context, c *conn, r io.Reader, buf []byte, req *Request, stdout, stderr io.Writer, other func(typ byte, p []byte) error) (int, error) {
 	req.Version = Version
 	if err := writeJSON(c, frameRequest, req); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	for {
-		typ, p, err := readFrame(c)
+		typ, p, err := readFrameInto(r, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -44,7 +53,12 @@ func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer
 			}
 			return m.Status, nil
 		default:
-			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
+			if other == nil {
+				return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
+			}
+			if err := other(typ, p); err != nil {
+				return 0, err
+			}
 		}
 	}
 }

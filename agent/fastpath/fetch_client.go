@@ -3,7 +3,6 @@ package fastpath
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,27 +52,11 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 		}
 	}()
 
-	req.Version = Version
 	req.Receive = true
-	if err := writeJSON(c, frameRequest, req); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	got := false
 	var werr error
-	buf := make([]byte, 1<<20)
-	for {
-		typ, p, err := readFrameInto(fr, buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			return 0, fmt.Errorf("fastpath: connection to the agent broke: %v", err)
-		}
+	status, err := exchange(ctx, c, fr, make([]byte, 1<<20), req, stdout, stderr, func(typ byte, p []byte) error {
 		switch typ {
-		case frameStdout:
-			stdout.Write(p)
-		case frameStderr:
-			stderr.Write(p)
 		case frameData:
 			got = true
 			if werr == nil {
@@ -82,7 +65,7 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 		case frameFile:
 			f, size, err := fr.file(p)
 			if err != nil {
-				return 0, err
+				return err
 			}
 			got = true
 			if werr == nil {
@@ -104,45 +87,39 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 					_, werr = tmp.Seek(0, io.SeekStart)
 				}
 			}
-		case frameRefuse:
-			return 0, fmt.Errorf("%w: %s", ErrRefused, p)
-		case frameExit:
-			var m exitMsg
-			if err := json.Unmarshal(p, &m); err != nil {
-				return 0, fmt.Errorf("fastpath: bad exit frame: %v", err)
-			}
-			if m.Status != 0 || !got {
-				// Failed, or an agent that wrote dest itself.
-				return m.Status, nil
-			}
-			// Not synced, as a standalone wal-fetch (and WAL-E, and cp)
-			// does not: PostgreSQL reads the file at once, fetches it
-			// again after a crash, and makes durable (durable_rename)
-			// what it keeps. A sync here costs more than the fetch.
-			if err := tmp.Close(); werr == nil {
-				werr = err
-			}
-			from := tmp.Name()
-			if linked != "" {
-				from = linked
-			}
-			if werr == nil {
-				werr = os.Rename(from, dest)
-			}
-			if werr == nil && linked != "" {
-				os.Remove(tmp.Name())
-			}
-			if werr != nil {
-				// The agent's bytes are lost; the caller's own run
-				// fetches again and reports the failure in its words.
-				return 0, fmt.Errorf("%w: writing %s: %v", ErrUnavailable, dest, werr)
-			}
-			kept = true
-			return 0, nil
 		default:
-			return 0, fmt.Errorf("fastpath: unknown frame %q", typ)
+			return fmt.Errorf("fastpath: unknown frame %q", typ)
 		}
+		return nil
+	})
+	if err != nil || status != 0 || !got {
+		// Failed, or an agent that wrote dest itself.
+		return status, err
 	}
+	// Not synced, as a standalone wal-fetch (and WAL-E, and cp) does not:
+	// PostgreSQL reads the file at once, fetches it again after a crash,
+	// and makes durable (durable_rename) what it keeps. A sync here costs
+	// more than the fetch.
+	if err := tmp.Close(); werr == nil {
+		werr = err
+	}
+	from := tmp.Name()
+	if linked != "" {
+		from = linked
+	}
+	if werr == nil {
+		werr = os.Rename(from, dest)
+	}
+	if werr != nil {
+		// The agent's bytes are lost; the caller's own run fetches again
+		// and reports the failure in its words.
+		return 0, fmt.Errorf("%w: writing %s: %v", ErrUnavailable, dest, werr)
+	}
+	if linked != "" {
+		os.Remove(tmp.Name())
+	}
+	kept = true
+	return 0, nil
 }
 
 // fdReader reads a unix connection with recvmsg, keeping the descriptors
