@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/schedule"
 	"github.com/walden-pg/walden/walelog"
 )
@@ -37,7 +38,7 @@ type Options struct {
 	Metrics     net.Listener // /metrics, /healthz, /status; nil: none
 	Socket      net.Listener // the WAL fast path; nil: none
 	Fingerprint func() string
-	Handler     fastpath.Handler
+	Handler     server.Handler
 
 	// StopGrace bounds how long a stop waits for a cancelled backup to
 	// clean up (default 20s, so that with the scheduler's own 2s and the
@@ -168,9 +169,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(a.o.Metrics)
 	}
-	var fp *fastpath.Server
+	var fp *server.Server
 	if a.o.Socket != nil {
-		fp = fastpath.Serve(a.o.Socket, a.o.Fingerprint, a.countWAL(a.o.Handler))
+		fp = server.Serve(a.o.Socket, a.o.Fingerprint, a.countWAL(a.o.Handler))
 	}
 	paDone := make(chan struct{})
 	if a.o.PushAhead != nil {
@@ -221,8 +222,8 @@ func addr(l net.Listener) string {
 }
 
 // countWAL wraps the fast-path handler with the WAL counters.
-func (a *Agent) countWAL(h fastpath.Handler) fastpath.Handler {
-	return func(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
+func (a *Agent) countWAL(h server.Handler) server.Handler {
+	return func(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (server.Reply, error) {
 		rep, err := h(ctx, req, stdout, stderr)
 		if err != nil {
 			return rep, err

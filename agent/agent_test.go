@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/internal/syncbuf"
 	"github.com/walden-pg/walden/schedule"
 	"github.com/walden-pg/walden/walelog"
@@ -351,21 +352,21 @@ func TestFastPathOutcomesAreCounted(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "ag")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "s")
-	ln, err := fastpath.Listen(path)
+	ln, err := server.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := start(t, newFake(), func(o *Options) {
 		o.Socket = ln
 		o.Fingerprint = func() string { return "fp" }
-		o.Handler = func(_ context.Context, req *fastpath.Request, _, _ io.Writer) (fastpath.Reply, error) {
+		o.Handler = func(_ context.Context, req *fastpath.Request, _, _ io.Writer) (server.Reply, error) {
 			switch req.Positionals[0] {
 			case "ok":
-				return fastpath.Reply{}, nil
+				return server.Reply{}, nil
 			case "missing":
-				return fastpath.Reply{Status: 1, NotFound: true}, nil
+				return server.Reply{Status: 1, NotFound: true}, nil
 			}
-			return fastpath.Reply{Status: 1}, nil
+			return server.Reply{Status: 1}, nil
 		}
 	})
 	for _, c := range []struct{ cmd, arg string }{{"wal-push", "ok"}, {"wal-push", "ok"}, {"wal-push", "bad"}, {"wal-fetch", "ok"}, {"wal-fetch", "missing"}, {"wal-fetch", "bad"}} {

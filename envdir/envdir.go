@@ -4,14 +4,13 @@
 package envdir
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Entry is one file of the directory. Unset is true for an empty file, which
@@ -31,7 +30,8 @@ func Read(dir string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envdir %s: %w", dir, unwrapPath(err))
 	}
-	var out []Entry
+	out := make([]Entry, 0, len(ents))
+	var buf []byte
 	for _, de := range ents {
 		name := de.Name()
 		if strings.HasPrefix(name, ".") {
@@ -41,16 +41,21 @@ func Read(dir string) ([]Entry, error) {
 			return nil, fmt.Errorf("envdir %s: file name %q cannot be a variable name", dir, name)
 		}
 		p := filepath.Join(dir, name)
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("envdir %s: %s: %w", dir, name, unwrapPath(err))
+		if !de.Type().IsRegular() {
+			// A link (secrets often are) or an unknown type: what it
+			// points to decides.
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("envdir %s: %s: %w", dir, name, unwrapPath(err))
+			}
+			if fi.IsDir() {
+				continue
+			}
 		}
-		if fi.IsDir() {
-			continue
-		}
-		e, err := readOne(p)
+		var e Entry
+		e, buf, err = readOne(p, buf)
 		if err != nil {
-			return nil, fmt.Errorf("envdir %s: %s: %w", dir, name, unwrapPath(err))
+			return nil, fmt.Errorf("envdir %s: %s: %w", dir, name, err)
 		}
 		e.Name = name
 		out = append(out, e)
@@ -59,24 +64,55 @@ func Read(dir string) ([]Entry, error) {
 	return out, nil
 }
 
-func readOne(p string) (Entry, error) {
-	f, err := os.Open(p)
+// maxLine bounds the first line read from one file.
+const maxLine = 1 << 20
+
+// readOne reads p's first line into buf (returned, perhaps grown, for the
+// next file). Plain system calls: archive_command's front reads the
+// envdir on every call, and os.File would set up the runtime's poller and
+// a buffer per file for a few short reads.
+func readOne(p string, buf []byte) (Entry, []byte, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, buf, err
 	}
-	defer f.Close()
-	r := bufio.NewReader(io.LimitReader(f, 1<<20))
-	line, err := r.ReadBytes('\n')
-	if err != nil && err != io.EOF {
-		return Entry{}, err
+	defer syscall.Close(fd)
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 4096)
+	}
+	line := buf[:0]
+	for {
+		if len(line) == cap(line) {
+			if len(line) >= maxLine {
+				break
+			}
+			line = append(line, 0)[:len(line)]
+		}
+		n, err := syscall.Read(fd, line[len(line):cap(line)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return Entry{}, line, err
+		}
+		if n == 0 {
+			break
+		}
+		line = line[:len(line)+n]
+		if i := bytes.IndexByte(line[len(line)-n:], '\n'); i >= 0 {
+			line = line[:len(line)-n+i+1]
+			break
+		}
+	}
+	if len(line) > maxLine {
+		line = line[:maxLine]
 	}
 	if len(line) == 0 {
-		return Entry{Unset: true}, nil
+		return Entry{Unset: true}, line, nil
 	}
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	line = bytes.TrimRight(line, " \t")
-	line = bytes.ReplaceAll(line, []byte{0}, []byte{'\n'})
-	return Entry{Value: string(line)}, nil
+	v := bytes.TrimSuffix(line, []byte("\n"))
+	v = bytes.TrimRight(v, " \t")
+	return Entry{Value: strings.ReplaceAll(string(v), "\x00", "\n")}, line, nil
 }
 
 // Apply sets and unsets the entries in env (a name→value map).

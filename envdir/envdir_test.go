@@ -73,3 +73,35 @@ func TestReadUnreadableFileIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A value longer than one read, a first line cut at 1 MiB as before, a
+// link to a file (secrets often are), and a subdirectory, which is skipped.
+func TestReadLongValuesLinksAndDirectories(t *testing.T) {
+	d := t.TempDir()
+	long := strings.Repeat("k", 10000)
+	write(t, d, "LONG", long+"\nnext\n")
+	write(t, d, "HUGE", strings.Repeat("h", 1<<20+500)+"\n")
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(d, "LINKED")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(d, "SUBDIR"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, d, "SHORT", "v\n")
+	ents, err := Read(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	Apply(env, ents)
+	if env["LONG"] != long || env["LINKED"] != "s3cr3t" || env["SHORT"] != "v" || len(env["HUGE"]) != 1<<20 {
+		t.Fatalf("LONG %d bytes, HUGE %d bytes, LINKED %q, SHORT %q", len(env["LONG"]), len(env["HUGE"]), env["LINKED"], env["SHORT"])
+	}
+	if _, ok := env["SUBDIR"]; ok || len(env) != 4 {
+		t.Fatalf("env has %d entries, SUBDIR among them: %t", len(env), ok)
+	}
+}

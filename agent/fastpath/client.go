@@ -2,8 +2,8 @@ package fastpath
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 )
 
@@ -28,11 +28,11 @@ func Do(ctx context.Context, path string, req *Request, stdout, stderr io.Writer
 // ends the exchange.
 func exchange(ctx context.Context, c *conn, r io.Reader, buf []byte, req *Request, stdout, stderr io.Writer, other func(typ byte, p []byte) error) (int, error) {
 	req.Version = Version
-	if err := writeJSON(c, frameRequest, req); err != nil {
+	if err := wire.WriteFrame(c, wire.FrameRequest, wire.AppendRequest(nil, req)); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	for {
-		typ, p, err := readFrameInto(r, buf)
+		typ, p, err := wire.ReadFrameInto(r, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -40,18 +40,18 @@ func exchange(ctx context.Context, c *conn, r io.Reader, buf []byte, req *Reques
 			return 0, fmt.Errorf("fastpath: connection to the agent broke: %v", err)
 		}
 		switch typ {
-		case frameStdout:
+		case wire.FrameStdout:
 			stdout.Write(p)
-		case frameStderr:
+		case wire.FrameStderr:
 			stderr.Write(p)
-		case frameRefuse:
+		case wire.FrameRefuse:
 			return 0, fmt.Errorf("%w: %s", ErrRefused, p)
-		case frameExit:
-			var m exitMsg
-			if err := json.Unmarshal(p, &m); err != nil {
+		case wire.FrameExit:
+			st, err := wire.ParseExit(p)
+			if err != nil {
 				return 0, fmt.Errorf("fastpath: bad exit frame: %v", err)
 			}
-			return m.Status, nil
+			return st, nil
 		default:
 			if other == nil {
 				return 0, fmt.Errorf("fastpath: unknown frame %q", typ)

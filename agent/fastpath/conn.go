@@ -17,14 +17,21 @@ type conn struct {
 	fd     int
 	mu     sync.Mutex
 	closed bool
+	wake   *time.Timer // set once the client was told to stop
 }
 
 // dialTimeout bounds the connect, which blocks only while the agent's
 // listen backlog is full.
 const dialTimeout = 2 * time.Second
 
-// dial connects to the agent's socket. Ending ctx shuts the connection
-// down, which wakes a read waiting for the agent; stop closes it.
+// stopWait bounds how long a client told to stop (ctx ended) still waits
+// for the agent's answer (a variable for tests).
+var stopWait = 5 * time.Second
+
+// dial connects to the agent's socket; stop closes it. Ending ctx hangs
+// up the client's side: the agent then stops the work and reports how it
+// ended, its log lines and exit status, as the client's own run would
+// have. A read still waiting stopWait later is woken with an error.
 func dial(ctx context.Context, path string) (c *conn, stop func(), err error) {
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -40,7 +47,7 @@ func dial(ctx context.Context, path string) (c *conn, stop func(), err error) {
 	}
 	tv = syscall.Timeval{}
 	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
-	unregister := context.AfterFunc(ctx, c.shutdown)
+	unregister := context.AfterFunc(ctx, c.hangUp)
 	return c, func() { unregister(); c.Close() }, nil
 }
 
@@ -92,6 +99,17 @@ func (c *conn) recvmsg(p, oob []byte) (n, oobn, flags int, err error) {
 	}
 }
 
+// hangUp closes the client's sending side, which the agent takes as the
+// client going away, and arms the wake-up of a read that waits too long.
+func (c *conn) hangUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed && c.wake == nil {
+		syscall.Shutdown(c.fd, syscall.SHUT_WR)
+		c.wake = time.AfterFunc(stopWait, c.shutdown)
+	}
+}
+
 // shutdown wakes whatever waits on the connection (close alone does not).
 func (c *conn) shutdown() {
 	c.mu.Lock()
@@ -108,5 +126,8 @@ func (c *conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.wake != nil {
+		c.wake.Stop()
+	}
 	return syscall.Close(c.fd)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"os"
 	"path/filepath"
@@ -57,12 +58,12 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 	var werr error
 	status, err := exchange(ctx, c, fr, make([]byte, 1<<20), req, stdout, stderr, func(typ byte, p []byte) error {
 		switch typ {
-		case frameData:
+		case wire.FrameData:
 			got = true
 			if werr == nil {
 				_, werr = tmp.Write(p)
 			}
-		case frameFile:
+		case wire.FrameFile:
 			f, size, err := fr.file(p)
 			if err != nil {
 				return err
@@ -76,7 +77,7 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 				}
 			}
 			f.Close()
-		case frameReset:
+		case wire.FrameReset:
 			got = false
 			if linked != "" {
 				os.Remove(linked)
@@ -123,7 +124,7 @@ func Fetch(ctx context.Context, path string, req *Request, dest string, stdout, 
 }
 
 // fdReader reads a unix connection with recvmsg, keeping the descriptors
-// that arrive with the bytes (one per frameFile), in order.
+// that arrive with the bytes (one per wire.FrameFile), in order.
 type fdReader struct {
 	c   *conn
 	oob []byte
@@ -153,7 +154,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// file takes the descriptor of a frameFile frame with payload p.
+// file takes the descriptor of a wire.FrameFile frame with payload p.
 func (r *fdReader) file(p []byte) (*os.File, int64, error) {
 	if r == nil || len(r.fds) == 0 || len(p) != 8 {
 		return nil, 0, errors.New("fastpath: bad file frame from the agent")

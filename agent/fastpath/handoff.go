@@ -19,9 +19,11 @@ import (
 // configured, no agent answers, it refuses (another configuration, a
 // relative path from another directory, another user), or the connection
 // breaks before the exit status: the work is then redone whole, which
-// wal-push and wal-fetch tolerate. err is set only when ctx ended while
-// the agent worked (told to stop): the caller stops too, as a standalone
-// run would, rather than start over.
+// wal-push and wal-fetch tolerate. When ctx ends while the agent works
+// (the caller was told to stop), the agent stops too and its answer, the
+// failure logged as the caller's own run would have, comes back as usual;
+// err is set only when that answer did not come: the caller stops too,
+// as a standalone run would, rather than start over.
 func HandOff(ctx context.Context, s *config.Settings, req *Request, stdout, stderr io.Writer) (handled bool, status int, err error) {
 	if !prepare(s, req) {
 		return false, 0, nil

@@ -7,8 +7,9 @@
 // fast-path socket and prints its answer; in every other case it replaces
 // itself with the full program, same argv and environment.
 //
-// It must link nothing heavy: no cloud SDKs, gRPC or metrics
-// (TestFrontLinksNoHeavyPackages holds it to that).
+// It must link nothing heavy: no cloud SDKs, gRPC or metrics, and not
+// even encoding/json, net or the logger, whose initialisation alone is a
+// tenth of a call here (TestFrontLinksNoHeavyPackages holds it to that).
 package main
 
 import (
@@ -18,14 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/walden-pg/walden/agent/fastpath"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/internal/cli"
 	"github.com/walden-pg/walden/wal/walname"
-	"github.com/walden-pg/walden/walelog"
 )
 
 // coreVar names the full program explicitly (tests, unusual layouts).
@@ -186,11 +185,11 @@ func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bo
 	case !ok:
 		return 0, false
 	case err != nil:
-		// Stopped while the agent worked: the full program logs the
-		// error and exits 1 (app.fail).
-		l := walelog.New(cli.LogOptions(stderr, flags.Terse, s))
-		l.Error(walelog.Main, strings.ReplaceAll(err.Error(), "\n", " "), "", "")
-		l.Close()
+		// Told to stop, and the agent did not report how its work ended
+		// (its log lines, as the full program's own run would write
+		// them, normally come back with its status): exit 1 as the full
+		// program does, with a plain line, since the front has no logger.
+		fmt.Fprintf(stderr, "%s: stopped before the agent reported the outcome: %v\n", prog, err)
 		return 1, true
 	}
 	return status, true

@@ -18,6 +18,7 @@ import (
 
 	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/basebackup"
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/check"
@@ -117,9 +118,9 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 		return &config.Error{Var: "WALDEN_METRICS_LISTEN", Msg: fmt.Sprintf("cannot listen on %q: %v", rt.settings.MetricsListen, unwrapOp(err))}
 	}
 	defer metricsLn.Close()
-	sockLn, err := fastpath.Listen(rt.settings.SocketPath)
+	sockLn, err := server.Listen(rt.settings.SocketPath)
 	switch {
-	case errors.Is(err, fastpath.ErrInUse):
+	case errors.Is(err, server.ErrInUse):
 		// Two agents on one configuration would run every backup twice.
 		return &config.Error{Var: "WALDEN_SOCKET", Msg: fmt.Sprintf("cannot listen on %s: %v", rt.settings.SocketPath, unwrapOp(err))}
 	case err != nil:
@@ -209,8 +210,8 @@ func runAgent(ctx context.Context, a *app, p *args) error {
 }
 
 // serve dispatches fast-path requests: checks here, WAL to wal.
-func (pr *agentProc) serve(wal *agentWAL) fastpath.Handler {
-	return func(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
+func (pr *agentProc) serve(wal *agentWAL) server.Handler {
+	return func(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (server.Reply, error) {
 		if req.Command == fastpath.CommandCheck {
 			return pr.check(ctx, req, stdout)
 		}
@@ -220,7 +221,7 @@ func (pr *agentProc) serve(wal *agentWAL) fastpath.Handler {
 
 // check runs `walden check`'s store and data directory checks as the
 // agent, inside whatever sandbox it runs in, with its configuration.
-func (pr *agentProc) check(ctx context.Context, req *fastpath.Request, stdout io.Writer) (fastpath.Reply, error) {
+func (pr *agentProc) check(ctx context.Context, req *fastpath.Request, stdout io.Writer) (server.Reply, error) {
 	s := pr.current()
 	secs, _ := strconv.Atoi(req.Options["timeout"])
 	lockDir, lerr := basebackup.LockDirFor(pr.pgdata)
@@ -240,9 +241,9 @@ func (pr *agentProc) check(ctx context.Context, req *fastpath.Request, stdout io
 		rep = check.RunService(ctx, in)
 	}
 	if err := rep.WriteJSON(stdout); err != nil {
-		return fastpath.Reply{Status: 1}, nil
+		return server.Reply{Status: 1}, nil
 	}
-	return fastpath.Reply{}, nil
+	return server.Reply{}, nil
 }
 
 // prepare validates one configuration and builds what it needs, naming

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/blob"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/storage"
@@ -66,7 +67,7 @@ type agentWAL struct {
 	ahead *agent.Prefetcher // fetch-ahead for clients that write %p themselves; nil: none
 }
 
-func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (fastpath.Reply, error) {
+func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, stderr io.Writer) (server.Reply, error) {
 	var pathArg int
 	switch {
 	case req.Command == "wal-push" && len(req.Positionals) == 1:
@@ -74,18 +75,18 @@ func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, st
 	case req.Command == "wal-fetch" && len(req.Positionals) == 2:
 		pathArg = 1
 	default:
-		return fastpath.Reply{}, fmt.Errorf("cannot serve %q with %d arguments", req.Command, len(req.Positionals))
+		return server.Reply{}, fmt.Errorf("cannot serve %q with %d arguments", req.Command, len(req.Positionals))
 	}
 	if p := req.Positionals[pathArg]; !filepath.IsAbs(p) {
 		// Rewriting the path would change the log lines; serve relative
 		// paths only from the directory they are relative to.
 		fi, err := os.Stat(req.Cwd)
 		if err != nil || !os.SameFile(fi, w.cwd) {
-			return fastpath.Reply{}, fmt.Errorf("relative path %q from %s, not the agent's directory", p, req.Cwd)
+			return server.Reply{}, fmt.Errorf("relative path %q from %s, not the agent's directory", p, req.Cwd)
 		}
 	}
 	if req.Log == nil {
-		return fastpath.Reply{}, fmt.Errorf("request without the client's logging")
+		return server.Reply{}, fmt.Errorf("request without the client's logging")
 	}
 	cur := w.current()
 	s := *cur
@@ -113,9 +114,9 @@ func (w *agentWAL) handle(ctx context.Context, req *fastpath.Request, stdout, st
 		notFound, err = w.fetch(ctx, cur, a, p)
 	}
 	if err == nil {
-		return fastpath.Reply{}, nil
+		return server.Reply{}, nil
 	}
-	return fastpath.Reply{Status: a.fail(err), NotFound: notFound}, nil
+	return server.Reply{Status: a.fail(err), NotFound: notFound}, nil
 }
 
 // archive is app.archive with the cached store and format of cur.
@@ -160,7 +161,7 @@ func (w *agentWAL) fetch(ctx context.Context, cur *config.Settings, a *app, p *a
 	if err := wal.ValidName(p.pos[0]); err != nil {
 		return false, a.fetchUsageError(err)
 	}
-	if data := fastpath.Data(ctx); data != nil {
+	if data := server.Data(ctx); data != nil {
 		return w.fetchReceive(ctx, cur, a, p, data)
 	}
 	ar, err := w.archive(cur, a)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/walden-pg/walden/agent"
 	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/wal"
 	"github.com/walden-pg/walden/walelog"
@@ -117,10 +118,10 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 		pf.Want(src, name, n)
 		if path, ok := pf.Take(ctx, src.Key, name); ok {
 			var err error
-			if fastpath.TakesFiles(ctx) {
+			if server.TakesFiles(ctx) {
 				err = serveCachedFile(ctx, path, name, sysid, sysidFrom)
 				// The client may still be linking it.
-				fastpath.AfterHangUp(ctx, func() { os.Remove(path) })
+				server.AfterHangUp(ctx, func() { os.Remove(path) })
 			} else {
 				err = serveCached(path, name, sysid, sysidFrom, bw)
 				os.Remove(path)
@@ -132,7 +133,7 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 				return false, nil
 			}
 			bw.Reset(data)
-			fastpath.ResetData(ctx)
+			server.ResetData(ctx)
 			a.log.Warn(walelog.Prefetch, "discarded an invalid prefetched segment",
 				fmt.Sprintf("%s: %v", path, err), "The segment is downloaded again.")
 		}
@@ -202,7 +203,7 @@ func serveCachedFile(ctx context.Context, path, name string, sysid uint64, sysid
 	if err != nil {
 		return err
 	}
-	return fastpath.SendFile(ctx, f, fi.Size())
+	return server.SendFile(ctx, f, fi.Size())
 }
 
 // prefetchSource fetches with the configuration in force when replay

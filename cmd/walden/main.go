@@ -215,7 +215,19 @@ func (a *app) usageFail(usage, prog, msg string) int {
 }
 
 func (a *app) newLogger(s *config.Settings) *walelog.Logger {
-	return walelog.New(cli.LogOptions(a.stderr, a.flags.Terse, s))
+	return walelog.New(logOptions(a.stderr, a.flags.Terse, s))
+}
+
+// logOptions is the logger of a command run with settings s (nil: before
+// they are read, when only stderr hears it).
+func logOptions(stderr io.Writer, terse bool, s *config.Settings) walelog.Options {
+	o := walelog.Options{Stderr: stderr, Terse: terse}
+	if s != nil {
+		o.Destinations, o.Facility, o.Format = s.LogDestinations, s.SyslogFacility, s.LogFormat
+	} else {
+		o.Destinations = []string{"stderr"}
+	}
+	return o
 }
 
 func cmdNames(cmds []*command) string {

@@ -10,7 +10,6 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/envdir"
-	"github.com/walden-pg/walden/walelog"
 )
 
 // Opt is one option of WAL-E's argparse grammar.
@@ -264,16 +262,4 @@ func WithEnvdir(args []string, abs string) []string {
 		out = append(out, "--envdir", abs)
 	}
 	return out
-}
-
-// LogOptions is the logger of a command run with settings s (nil: before
-// they are read, when only stderr hears it).
-func LogOptions(stderr io.Writer, terse bool, s *config.Settings) walelog.Options {
-	o := walelog.Options{Stderr: stderr, Terse: terse}
-	if s != nil {
-		o.Destinations, o.Facility, o.Format = s.LogDestinations, s.SyslogFacility, s.LogFormat
-	} else {
-		o.Destinations = []string{"stderr"}
-	}
-	return o
 }

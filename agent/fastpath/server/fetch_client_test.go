@@ -1,8 +1,9 @@
-package fastpath
+package server
 
 import (
 	"context"
 	"errors"
+	"github.com/walden-pg/walden/agent/fastpath"
 	"io"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestFetchWritesWhatTheAgentSendsOnlyOnSuccess(t *testing.T) {
 	})
 	dest := fetchDest(t)
 	var errb strings.Builder
-	got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, &errb)
+	got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, &errb)
 	if err != nil || got != 0 {
 		t.Fatalf("status %d, err %v", got, err)
 	}
@@ -64,7 +65,7 @@ func TestFetchWritesWhatTheAgentSendsOnlyOnSuccess(t *testing.T) {
 
 	status = 200
 	dest = fetchDest(t)
-	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 200 {
+	if got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 200 {
 		t.Fatalf("status %d, err %v; want 200", got, err)
 	}
 	nothingLeft(t, dest)
@@ -78,7 +79,7 @@ func TestFetchBrokenConnectionLeavesNothingAndAsksTheCallerToFetch(t *testing.T)
 		panic("agent dies")
 	})
 	dest := fetchDest(t)
-	_, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard)
+	_, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("no error from an agent that died mid-transfer")
 	}
@@ -98,8 +99,8 @@ func TestFetchIntoAnUnwritableDirectoryIsLeftToTheCaller(t *testing.T) {
 		called = true
 		return Reply{}, nil
 	})
-	_, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp"}, "/nonexistent/dir/RECOVERYXLOG", io.Discard, io.Discard)
-	if !errors.Is(err, ErrUnavailable) || called {
+	_, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp"}, "/nonexistent/dir/RECOVERYXLOG", io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrUnavailable) || called {
 		t.Fatalf("err %v, agent asked %v", err, called)
 	}
 }

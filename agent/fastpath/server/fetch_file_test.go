@@ -1,8 +1,9 @@
-package fastpath
+package server
 
 import (
 	"context"
 	"errors"
+	"github.com/walden-pg/walden/agent/fastpath"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func TestFetchOfASentFileLinksItIntoPlaceWithoutCopying(t *testing.T) {
 	ino := inode(t, src)
 	_, path := serve(t, "fp", fileHandler(t, src, 0))
 	dest := filepath.Join(dir, "RECOVERYXLOG")
-	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
+	if got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
 		t.Fatalf("status %d, err %v", got, err)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != string(want) {
@@ -87,7 +88,7 @@ func TestFetchOfASentFileCopiesItWhenItCannotBeLinked(t *testing.T) {
 		return Reply{}, SendFile(ctx, f, int64(len(want)))
 	})
 	dest := fetchDest(t)
-	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
+	if got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
 		t.Fatalf("status %d, err %v", got, err)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != string(want) {
@@ -107,7 +108,7 @@ func TestFetchOfASentFileKeepsNothingOnFailureOrReset(t *testing.T) {
 	os.WriteFile(src, []byte("cached"), 0o600)
 	_, path := serve(t, "fp", fileHandler(t, src, 200))
 	dest := filepath.Join(dir, "RECOVERYXLOG")
-	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 200 {
+	if got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 200 {
 		t.Fatalf("status %d, err %v; want 200", got, err)
 	}
 	nothingLeft(t, dest)
@@ -124,7 +125,7 @@ func TestFetchOfASentFileKeepsNothingOnFailureOrReset(t *testing.T) {
 		io.WriteString(Data(ctx), "from the store")
 		return Reply{}, nil
 	})
-	if got, err := Fetch(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
+	if got, err := fastpath.Fetch(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, dest, io.Discard, io.Discard); err != nil || got != 0 {
 		t.Fatalf("status %d, err %v", got, err)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != "from the store" {
@@ -150,7 +151,7 @@ func TestSendFileToAClientThatTakesNoDescriptorsFails(t *testing.T) {
 		sendErr = SendFile(ctx, f, 0)
 		return Reply{}, nil
 	})
-	if _, err := Do(context.Background(), path, &Request{Fingerprint: "fp", Command: "wal-fetch"}, io.Discard, io.Discard); err != nil {
+	if _, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "fp", Command: "wal-fetch"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if takes || sendErr == nil {

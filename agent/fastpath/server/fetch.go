@@ -1,33 +1,15 @@
-package fastpath
+package server
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"net"
 	"os"
 	"syscall"
 )
-
-// frameData carries the bytes of the fetched file to a client that asked
-// to write it itself (Request.Receive). The agent then never needs write
-// access to the client's directory, which its service sandbox usually
-// does not give it (ProtectSystem=strict, PGDATA outside its paths).
-const frameData = 'D'
-
-// frameReset tells the client to discard the data received so far: the
-// agent found its cached copy bad while sending it and sends the file
-// again from the store.
-const frameReset = 'Z'
-
-// frameFile hands the client an open descriptor of the fetched file
-// (SCM_RIGHTS, attached to the frame's bytes); the payload is the file's
-// size, a big-endian uint64. The client links the file into place, or
-// copies it in the kernel, instead of receiving its bytes through the
-// socket: a cached segment then costs what cp costs. Like data frames,
-// it is kept only if the exit status is 0, and a reset frame discards it.
-const frameFile = 'F'
 
 type dataKey struct{}
 
@@ -53,7 +35,7 @@ func AfterHangUp(ctx context.Context, f func()) {
 	f()
 }
 
-// fileSender sends frameFile frames over a unix connection.
+// fileSender sends wire.FrameFile frames over a unix connection.
 type fileSender struct {
 	stream
 	conn *net.UnixConn
@@ -73,7 +55,7 @@ func (s *fileSender) send(f *os.File, size int64) error {
 		return *s.err
 	}
 	var fr [13]byte
-	fr[0] = frameFile
+	fr[0] = wire.FrameFile
 	binary.BigEndian.PutUint32(fr[1:5], 8)
 	binary.BigEndian.PutUint64(fr[5:], uint64(size))
 	n, _, err := s.conn.WriteMsgUnix(fr[:], syscall.UnixRights(int(f.Fd())), nil)

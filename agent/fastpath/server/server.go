@@ -1,8 +1,10 @@
-package fastpath
+// Package server is the agent's side of the fast path (package fastpath
+// is the client's, internal/wire the protocol): it answers wal-push and
+// wal-fetch requests on a unix socket.
+package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 )
 
 // Reply is what a Handler reports about one request.
@@ -21,6 +25,9 @@ type Reply struct {
 	Status   int
 	NotFound bool // wal-fetch of a file the store does not hold
 }
+
+// Request is one request as the client sent it.
+type Request = wire.Request
 
 // Handler runs one request, writing the command's output to stdout and
 // stderr. A non-nil error refuses the request (the client then does the
@@ -154,32 +161,36 @@ const hangUpWait = 10 * time.Second
 func (s *Server) serve(c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	typ, p, err := readFrame(c)
-	if err != nil || typ != frameRequest {
+	typ, p, err := wire.ReadFrame(c)
+	if err != nil || typ != wire.FrameRequest {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	var req Request
-	if err := json.Unmarshal(p, &req); err != nil {
-		writeFrame(c, frameRefuse, []byte("malformed request"))
+	req, err := wire.ParseRequest(p)
+	if err == wire.ErrOldProtocol {
+		wire.WriteFrame(c, wire.FrameRefuse, []byte(fmt.Sprintf("%v, agent speaks %d", err, wire.Version)))
 		return
 	}
-	isCheck := req.Command == CommandCheck
+	if err != nil {
+		wire.WriteFrame(c, wire.FrameRefuse, []byte("malformed request: "+err.Error()))
+		return
+	}
+	isCheck := req.Command == wire.CommandCheck
 	if uid, ok := peerUID(c); !ok || (uid != s.uid && !(isCheck && uid == 0)) {
 		// Work done for another user would create files as the wrong owner.
 		// A check creates only the agent's own probe and tells nothing
 		// root could not read anyway, so root may ask for one.
-		writeFrame(c, frameRefuse, []byte(fmt.Sprintf("peer uid %d is not the agent's uid %d", uid, s.uid)))
+		wire.WriteFrame(c, wire.FrameRefuse, []byte(fmt.Sprintf("peer uid %d is not the agent's uid %d", uid, s.uid)))
 		return
 	}
-	if req.Version != Version {
-		writeFrame(c, frameRefuse, []byte(fmt.Sprintf("protocol version %d, agent speaks %d", req.Version, Version)))
+	if req.Version != wire.Version {
+		wire.WriteFrame(c, wire.FrameRefuse, []byte(fmt.Sprintf("protocol version %d, agent speaks %d", req.Version, wire.Version)))
 		return
 	}
 	// A check reports on the agent's own configuration, whichever the
 	// caller has: the caller compares and says when they differ.
 	if !isCheck && req.Fingerprint != s.fingerprint() {
-		writeFrame(c, frameRefuse, []byte("configuration differs from the agent's"))
+		wire.WriteFrame(c, wire.FrameRefuse, []byte("configuration differs from the agent's"))
 		return
 	}
 
@@ -214,22 +225,22 @@ func (s *Server) serve(c net.Conn) {
 			f()
 		}
 	}()
-	out := stream{mu: &mu, w: c, typ: frameStdout, wrote: &wrote, err: &werr}
-	errw := stream{mu: &mu, w: c, typ: frameStderr, wrote: &wrote, err: &werr}
+	out := stream{mu: &mu, w: c, typ: wire.FrameStdout, wrote: &wrote, err: &werr}
+	errw := stream{mu: &mu, w: c, typ: wire.FrameStderr, wrote: &wrote, err: &werr}
 	if req.Receive {
 		var files fileSender
 		if uc, ok := c.(*net.UnixConn); ok && req.Files {
-			files = fileSender{stream{mu: &mu, w: c, typ: frameFile, wrote: &wrote, err: &werr}, uc}
+			files = fileSender{stream{mu: &mu, w: c, typ: wire.FrameFile, wrote: &wrote, err: &werr}, uc}
 		}
-		ctx = withData(ctx, stream{mu: &mu, w: c, typ: frameData, wrote: &wrote, err: &werr},
-			stream{mu: &mu, w: c, typ: frameReset, wrote: &wrote, err: &werr}, files,
+		ctx = withData(ctx, stream{mu: &mu, w: c, typ: wire.FrameData, wrote: &wrote, err: &werr},
+			stream{mu: &mu, w: c, typ: wire.FrameReset, wrote: &wrote, err: &werr}, files,
 			func(f func()) { mu.Lock(); later = append(later, f); mu.Unlock() })
 	}
-	rep, herr := s.safeHandle(ctx, &req, out, errw)
+	rep, herr := s.safeHandle(ctx, req, out, errw)
 	mu.Lock()
 	defer mu.Unlock()
 	if herr != nil {
-		writeFrame(c, frameRefuse, []byte(herr.Error()))
+		wire.WriteFrame(c, wire.FrameRefuse, []byte(herr.Error()))
 		return
 	}
 	if s.ctx.Err() != nil {
@@ -237,7 +248,7 @@ func (s *Server) serve(c net.Conn) {
 		// back and does the work itself rather than report our failure.
 		return
 	}
-	writeJSON(c, frameExit, exitMsg{Status: rep.Status})
+	wire.WriteFrame(c, wire.FrameExit, wire.AppendExit(nil, rep.Status))
 }
 
 func (s *Server) safeHandle(ctx context.Context, req *Request, out, errw io.Writer) (rep Reply, err error) {
@@ -266,4 +277,27 @@ func peerUID(c net.Conn) (int, bool) {
 		return -1, false
 	}
 	return int(cred.Uid), true
+}
+
+// stream is an io.Writer that sends each Write as one frame of its type.
+type stream struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	typ   byte
+	wrote *bool
+	err   *error
+}
+
+func (s stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.wrote = true
+	if *s.err != nil {
+		// The client is gone; the command still finishes its work.
+		return len(p), nil
+	}
+	if err := wire.WriteFrame(s.w, s.typ, p); err != nil {
+		*s.err = err
+	}
+	return len(p), nil
 }

@@ -1,18 +1,18 @@
-package fastpath
+package server
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/walden-pg/walden/config"
 )
 
 func socketPath(t *testing.T) string {
@@ -47,15 +47,15 @@ func TestRequestStreamsOutputAndStatusInOrder(t *testing.T) {
 		return Reply{Status: 3}, nil
 	})
 	var out, errb bytes.Buffer
-	req := &Request{Fingerprint: "fp", Command: "wal-push", Positionals: []string{"pg_wal/x"}, Pid: 42, Cwd: "/d"}
-	status, err := Do(context.Background(), path, req, &out, &errb)
+	req := &fastpath.Request{Fingerprint: "fp", Command: "wal-push", Positionals: []string{"pg_wal/x"}, Pid: 42, Cwd: "/d"}
+	status, err := fastpath.Do(context.Background(), path, req, &out, &errb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if status != 3 || out.String() != "out\n" || errb.String() != "line one\nline two\n" {
 		t.Fatalf("status %d stdout %q stderr %q", status, out.String(), errb.String())
 	}
-	if got.Pid != 42 || got.Positionals[0] != "pg_wal/x" || got.Version != Version {
+	if got.Pid != 42 || got.Positionals[0] != "pg_wal/x" || got.Version != wire.Version {
 		t.Fatalf("request arrived as %+v", got)
 	}
 }
@@ -66,8 +66,8 @@ func TestFingerprintMismatchIsRefusedBeforeAnyWork(t *testing.T) {
 		called = true
 		return Reply{}, nil
 	})
-	_, err := Do(context.Background(), path, &Request{Fingerprint: "client"}, io.Discard, io.Discard)
-	if !errors.Is(err, ErrRefused) || called {
+	_, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "client"}, io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrRefused) || called {
 		t.Fatalf("err %v, handler called %v", err, called)
 	}
 }
@@ -76,15 +76,15 @@ func TestHandlerRefusalReachesTheClient(t *testing.T) {
 	_, path := serve(t, "fp", func(context.Context, *Request, io.Writer, io.Writer) (Reply, error) {
 		return Reply{}, errors.New("relative path from another directory")
 	})
-	_, err := Do(context.Background(), path, &Request{Fingerprint: "fp"}, io.Discard, io.Discard)
-	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "relative path") {
+	_, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "fp"}, io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrRefused) || !strings.Contains(err.Error(), "relative path") {
 		t.Fatalf("err %v", err)
 	}
 }
 
 func TestAbsentSocketIsUnavailable(t *testing.T) {
-	_, err := Do(context.Background(), socketPath(t), &Request{}, io.Discard, io.Discard)
-	if !errors.Is(err, ErrUnavailable) {
+	_, err := fastpath.Do(context.Background(), socketPath(t), &fastpath.Request{}, io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrUnavailable) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -95,8 +95,8 @@ func TestOtherUsersAreRefused(t *testing.T) {
 		return Reply{}, nil
 	})
 	s.uid = os.Getuid() + 1
-	_, err := Do(context.Background(), path, &Request{Fingerprint: "fp"}, io.Discard, io.Discard)
-	if !errors.Is(err, ErrRefused) {
+	_, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "fp"}, io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrRefused) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -127,24 +127,23 @@ func TestSocketIsPrivateAndStaleOnesAreReplaced(t *testing.T) {
 	}
 }
 
-func TestClientHangingUpCancelsTheWork(t *testing.T) {
-	cancelled := make(chan struct{})
+// TestClientToldToStopGetsTheAgentsAccountOfIt: a client whose context
+// ends (archive_command's SIGTERM) hangs up its side; the agent cancels
+// the work and its answer, log line and status, still reaches the client.
+func TestClientToldToStopGetsTheAgentsAccountOfIt(t *testing.T) {
 	started := make(chan struct{})
-	_, path := serve(t, "fp", func(ctx context.Context, _ *Request, _, _ io.Writer) (Reply, error) {
+	_, path := serve(t, "fp", func(ctx context.Context, _ *Request, _, stderr io.Writer) (Reply, error) {
 		close(started)
 		<-ctx.Done()
-		close(cancelled)
-		return Reply{}, nil
+		io.WriteString(stderr, "stopped: "+ctx.Err().Error()+"\n")
+		return Reply{Status: 1}, nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-started; cancel() }()
-	if _, err := Do(ctx, path, &Request{Fingerprint: "fp"}, io.Discard, io.Discard); err == nil {
-		t.Fatal("no error after cancel")
-	}
-	select {
-	case <-cancelled:
-	case <-time.After(5 * time.Second):
-		t.Fatal("handler context not cancelled when the client left")
+	var errb strings.Builder
+	status, err := fastpath.Do(ctx, path, &fastpath.Request{Fingerprint: "fp"}, io.Discard, &errb)
+	if err != nil || status != 1 || errb.String() != "stopped: context canceled\n" {
+		t.Fatalf("status %d, err %v, stderr %q", status, err, errb.String())
 	}
 }
 
@@ -157,38 +156,13 @@ func TestShutdownCutsWorkShortWithoutAStatusSoTheClientFallsBack(t *testing.T) {
 	})
 	closed := make(chan struct{})
 	go func() { <-started; s.Close(100 * time.Millisecond); close(closed) }()
-	_, err := Do(context.Background(), path, &Request{Fingerprint: "fp"}, io.Discard, io.Discard)
+	_, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "fp"}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("an interrupted request reported a status")
 	}
 	<-closed
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)
-	}
-}
-
-func TestFingerprintIgnoresAgentOnlySettings(t *testing.T) {
-	base := &config.Settings{Compression: "lz4", LogFormat: "wal-e"}
-	a, b := *base, *base
-	b.BackupSchedule, b.MetricsListen, b.SocketPath, b.Terse, b.UploadConcurrency = "* * * * *", "127.0.0.1:1", "/x", true, 99
-	if Fingerprint(&a) != Fingerprint(&b) {
-		t.Fatal("agent-only settings changed the fingerprint")
-	}
-	c := *base
-	c.Compression = "zstd"
-	if Fingerprint(&a) == Fingerprint(&c) {
-		t.Fatal("compression did not change the fingerprint")
-	}
-	d := *base
-	d.GPG.KeyID = "ABCD1234"
-	if Fingerprint(&a) == Fingerprint(&d) {
-		t.Fatal("the GPG key did not change the fingerprint")
-	}
-	t.Setenv("AWS_PROFILE", "other")
-	before := Fingerprint(&a)
-	t.Setenv("AWS_PROFILE", "third")
-	if Fingerprint(&a) == before {
-		t.Fatal("AWS_PROFILE did not change the fingerprint")
 	}
 }
 
@@ -204,15 +178,15 @@ func TestRootMayAskForACheckButNotForWALWork(t *testing.T) {
 	})
 	s.uid = 70 // the agent runs as another user, e.g. postgres
 	var out bytes.Buffer
-	status, err := Do(context.Background(), path, &Request{Fingerprint: "caller-fp", Command: CommandCheck}, &out, io.Discard)
+	status, err := fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "caller-fp", Command: fastpath.CommandCheck}, &out, io.Discard)
 	if err != nil || status != 0 || out.String() != "{}" {
 		t.Fatalf("check from root: status %d, err %v, out %q", status, err, out.String())
 	}
-	_, err = Do(context.Background(), path, &Request{Fingerprint: "agent-fp", Command: "wal-push"}, io.Discard, io.Discard)
-	if !errors.Is(err, ErrRefused) {
+	_, err = fastpath.Do(context.Background(), path, &fastpath.Request{Fingerprint: "agent-fp", Command: "wal-push"}, io.Discard, io.Discard)
+	if !errors.Is(err, fastpath.ErrRefused) {
 		t.Fatalf("wal-push from root: %v", err)
 	}
-	if len(served) != 1 || served[0] != CommandCheck {
+	if len(served) != 1 || served[0] != fastpath.CommandCheck {
 		t.Fatalf("served %q", served)
 	}
 }

@@ -1,4 +1,4 @@
-package fastpath
+package wire
 
 import "github.com/walden-pg/walden/config"
 
@@ -6,9 +6,9 @@ import "github.com/walden-pg/walden/config"
 // request with it, so that syslog and stderr hear what the client's own
 // run would have written, whatever the agent's own logging is.
 type LogShape struct {
-	Destinations []string `json:"destinations"` // null: the defaults; []: nowhere
-	Facility     string   `json:"facility,omitempty"`
-	Format       string   `json:"format,omitempty"`
+	Destinations []string // nil: the defaults; empty: nowhere
+	Facility     string
+	Format       string
 }
 
 // LogShapeOf is the logging settings of s.
