@@ -81,6 +81,7 @@ type prefetchCache struct {
 	entries  map[string]*prefetchEntry
 	endAt    string // lowest segment found missing recently
 	endUntil time.Time
+	kept     string // the segment Keep last copied
 }
 
 type prefetchEntry struct {
@@ -248,6 +249,9 @@ func (p *Prefetcher) Want(src PrefetchSource, seg string, n int) {
 	for name, e := range c.entries {
 		if name == seg || contains(future, name) || (name[:8] != seg[:8] && (name[8:] == seg[8:] || containsPos(future, name[8:]))) {
 			continue
+		}
+		if name == c.kept && wal.Future(name, 1)[0] == seg {
+			continue // asked past the end first, then for it again
 		}
 		p.drop(c, name, e)
 	}
@@ -433,6 +437,70 @@ func fetchInto(ctx context.Context, src PrefetchSource, dir, seg string) (string
 	}
 	ok = true
 	return path, fi.Size(), nil
+}
+
+// Absent tells whether a prefetch found seg, or a segment before it in
+// the same series, missing from the store within the last
+// notFoundMemory. It is a hint for how to ask the store (both questions
+// at once), never an answer: the store is asked again.
+func (p *Prefetcher) Absent(key, seg string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.caches[key]
+	if c == nil || c.endAt == "" || time.Now().After(c.endUntil) || len(seg) != len(c.endAt) {
+		return false
+	}
+	return seg[:8] == c.endAt[:8] && seg >= c.endAt
+}
+
+// Keep copies the cached file at path, seg's, which is about to be
+// handed over, so that the cache can serve seg once more: PostgreSQL asks
+// for the archive's last segment again at the end of recovery, and what
+// it was given is by then its own file in pg_wal (renamed, and recycled
+// later), never to be shared. The caller keeps only the segment before
+// the one Absent reports missing. The copy is made once per segment and
+// goes as the others do: served, or passed by replay.
+func (p *Prefetcher) Keep(key, seg, path string) {
+	p.mu.Lock()
+	c := p.caches[key]
+	if c == nil || p.closed || c.kept == seg || c.entries[seg] != nil {
+		p.mu.Unlock()
+		return
+	}
+	c.kept = seg
+	p.mu.Unlock()
+	kept := path + ".kept"
+	size, err := copyFile(path, kept)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil || p.closed || p.caches[key] != c || c.entries[seg] != nil {
+		os.Remove(kept)
+		return
+	}
+	done := make(chan struct{})
+	close(done)
+	c.entries[seg] = &prefetchEntry{done: done, cancel: func() {}, path: kept, size: size}
+}
+
+// copyFile copies src to dst, in the kernel where it can.
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+	}
+	return n, err
 }
 
 // Take hands over the cached copy of seg, waiting for its fetch when one

@@ -259,3 +259,73 @@ func TestPrefetchReplayPaceExcludesTheWaitForFetches(t *testing.T) {
 		t.Fatalf("replay pace %.3fs; want about the 0.02s between the answer and the next request", gap)
 	}
 }
+
+// TestPrefetchTellsWhereTheArchiveEndedAMomentAgo: after a prefetch found
+// a segment missing, Absent says so for it and what follows in the same
+// series, not for what came before or another timeline, and no longer
+// once the memory expires.
+func TestPrefetchTellsWhereTheArchiveEndedAMomentAgo(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(3)}
+	src := m.src()
+	if p.Absent(src.Key, seg(4)) {
+		t.Fatal("absent before anything was asked")
+	}
+	p.Want(src, seg(2), 4)
+	p.wg.Wait()
+	for _, c := range []struct {
+		seg  string
+		want bool
+	}{{seg(3), false}, {seg(4), true}, {seg(5), true}, {"0000000200000000" + seg(4)[16:], false}, {"00000002.history", false}} {
+		if got := p.Absent(src.Key, c.seg); got != c.want {
+			t.Errorf("Absent(%s) = %t, want %t", c.seg, got, c.want)
+		}
+	}
+	if p.Absent("p-other", seg(4)) {
+		t.Error("absent under another prefix")
+	}
+	time.Sleep(notFoundMemory + 100*time.Millisecond)
+	if p.Absent(src.Key, seg(4)) {
+		t.Error("still absent after the memory expired")
+	}
+}
+
+// TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest: at the end
+// of recovery PostgreSQL asks for the segment after the archive's last,
+// then for the last again; the kept copy serves that second request with
+// the same bytes although the first file went to the client, and it is
+// copied once.
+func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(3)}
+	src := m.src()
+	p.Want(src, seg(2), 4)
+	p.wg.Wait()
+	p.Want(src, seg(3), 4)
+	path, ok := p.Take(context.Background(), src.Key, seg(3))
+	if !ok || !p.Absent(src.Key, seg(4)) {
+		t.Fatalf("take %v, absent %v", ok, p.Absent(src.Key, seg(4)))
+	}
+	want, _ := os.ReadFile(path)
+	p.Keep(src.Key, seg(3), path)
+	os.Remove(path) // handed over: PostgreSQL's now
+	p.Want(src, seg(4), 4)
+	if _, ok := p.Take(context.Background(), src.Key, seg(4)); ok {
+		t.Fatal("the missing segment was served")
+	}
+	p.Want(src, seg(3), 4)
+	again, ok := p.Take(context.Background(), src.Key, seg(3))
+	if !ok {
+		t.Fatal("the last segment's second request missed the cache")
+	}
+	if got, _ := os.ReadFile(again); !bytes.Equal(got, want) || again == path {
+		t.Fatalf("second copy %s differs from the first %s", again, path)
+	}
+	p.Keep(src.Key, seg(3), again)
+	if _, err := os.Stat(again + ".kept"); !os.IsNotExist(err) {
+		t.Error("the last segment was copied twice")
+	}
+	if n := m.count(seg(3)); n != 1 {
+		t.Errorf("%s fetched %d times, want 1", seg(3), n)
+	}
+}

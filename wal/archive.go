@@ -31,6 +31,12 @@ type Archive struct {
 	// GapGrace is how old a later segment must be before a missing one
 	// counts as a gap; 0 means DefaultGapGrace, negative means at once.
 	GapGrace time.Duration
+	// ExpectAbsent says a lookup a moment ago found the segment absent
+	// (the agent's prefetch): wal-fetch then sends its GET and the gap
+	// check's listings at once, one round trip instead of two, as
+	// PostgreSQL asks for the segment after the archive's last, twice,
+	// at the end of every recovery.
+	ExpectAbsent bool
 }
 
 func (a *Archive) gapGrace() time.Duration {

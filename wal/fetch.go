@@ -190,7 +190,9 @@ func (c *checked) verify() error {
 // shows any other copy and is what the gap check needs (lists, for
 // gapOf); another WAL file (a timeline history file, which PostgreSQL
 // mostly probes for in vain) is listed while its GET is in flight. An
-// absent file thus costs two round trips to a distant store, or one.
+// absent file thus costs two round trips to a distant store, or one; a
+// segment a.ExpectAbsent says is missing is listed while its GET is in
+// flight too.
 func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key string, found bool, lists *[2][]storage.Object, err error) {
 	key = Dir + name + a.Format.Ext()
 	if l, ok := a.Store.(local); ok && l.Local() {
@@ -207,14 +209,30 @@ func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key 
 	if serr != nil || Classify(name) != KindSegment {
 		return a.getOrLocate(ctx, key, name)
 	}
+	var listed chan gapListing
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.ExpectAbsent {
+		listed = make(chan gapListing, 1)
+		go func() {
+			l, err := a.gapLists(lctx, seg)
+			listed <- gapListing{l, err}
+		}()
+	}
 	rc, err = a.Store.Get(ctx, key)
 	switch {
 	case err == nil:
-		return rc, key, true, nil, nil
+		return rc, key, true, nil, nil // any listing is abandoned
 	case !isNotFound(err):
 		return nil, "", false, nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
 	}
-	l, err := a.gapLists(ctx, seg)
+	var l [2][]storage.Object
+	if listed != nil {
+		r := <-listed
+		l, err = r.lists, r.err
+	} else {
+		l, err = a.gapLists(ctx, seg)
+	}
 	if err != nil {
 		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, err)
 	}
@@ -222,6 +240,11 @@ func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key 
 		return nil, loc, true, &l, nil
 	}
 	return nil, key, false, &l, nil
+}
+
+type gapListing struct {
+	lists [2][]storage.Object
+	err   error
 }
 
 // gapOf is checkGap, on find's listings when it made them.

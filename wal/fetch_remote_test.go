@@ -173,3 +173,38 @@ func TestRemoteFetchOfAnAbsentHistoryFileIsOneRoundTrip(t *testing.T) {
 		t.Fatalf("history file fetched as %q", got)
 	}
 }
+
+// TestRemoteFetchOfASegmentExpectedAbsentIsOneRoundTrip: told a lookup a
+// moment ago found the segment missing (the end of the archive, which
+// PostgreSQL asks for twice at the end of recovery), the GET and the gap
+// check's listings go out together; the answers are the same, and a
+// segment stored meanwhile is still fetched.
+func TestRemoteFetchOfASegmentExpectedAbsentIsOneRoundTrip(t *testing.T) {
+	f := newFixture(t, "lz4")
+	want := f.push(t, seg1, seg2)
+	f.ar.GapGrace = -1
+	f.ar.ExpectAbsent = true
+	r := remote(f)
+	end := "000000010000000000000004"
+	if err := f.ar.Fetch(context.Background(), end, filepath.Join(t.TempDir(), "X"), 0, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("end of WAL: err = %v", err)
+	}
+	calls, most := r.reset()
+	sameCalls(t, "end of WAL", calls, "GET wal_005/"+end+".lz4", "LIST wal_005/0000000100000000", "LIST wal_005/0000000100000001")
+	if most != 3 {
+		t.Errorf("at most %d requests in flight; the GET and both listings must go out together", most)
+	}
+	os.Remove(f.object(seg1))
+	var ge *GapError
+	if err := fetchFails(t, f.ar, seg1); !errors.As(err, &ge) || ge.Name != seg1 {
+		t.Fatalf("err = %v, want a gap", err)
+	}
+	r.reset()
+	dest := filepath.Join(t.TempDir(), "X")
+	if err := f.ar.Fetch(context.Background(), seg2, dest, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != string(want[seg2]) {
+		t.Fatal("wrong content for a segment stored after all")
+	}
+}

@@ -115,10 +115,16 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 	pf := w.ahead
 	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
 		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
+		ar.ExpectAbsent = pf.Absent(src.Key, name)
 		pf.Want(src, name, n)
 		if path, ok := pf.Take(ctx, src.Key, name); ok {
 			var err error
 			if server.TakesFiles(ctx) {
+				if next := wal.Future(name, 1); pf.Absent(src.Key, next[0]) {
+					// The archive's last segment: PostgreSQL asks for it
+					// again at the end of recovery.
+					pf.Keep(src.Key, name, path)
+				}
 				err = serveCachedFile(ctx, path, name, sysid, sysidFrom)
 				// The client may still be linking it.
 				server.AfterHangUp(ctx, func() { os.Remove(path) })
