@@ -453,12 +453,36 @@ func (p *Prefetcher) Absent(key, seg string) bool {
 	return seg[:8] == c.endAt[:8] && seg >= c.endAt
 }
 
+// MayEndAt tells whether the archive may end at seg, the segment after
+// the one about to be served: a prefetch found it missing a moment ago,
+// or its fetch is still in flight. Fetches ahead finish before replay
+// needs them, and an absent segment's lookup takes longer than a stored
+// one's, so at the end of the archive the last one's successor is often
+// still being looked up when the last is served.
+func (p *Prefetcher) MayEndAt(key, seg string) bool {
+	if p.Absent(key, seg) {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.caches[key]
+	if c == nil || c.entries[seg] == nil {
+		return false
+	}
+	select {
+	case <-c.entries[seg].done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Keep copies the cached file at path, seg's, which is about to be
 // handed over, so that the cache can serve seg once more: PostgreSQL asks
 // for the archive's last segment again at the end of recovery, and what
 // it was given is by then its own file in pg_wal (renamed, and recycled
 // later), never to be shared. The caller keeps only the segment before
-// the one Absent reports missing. The copy is made once per segment and
+// one MayEndAt. The copy is made once per segment and
 // goes as the others do: served, or passed by replay.
 func (p *Prefetcher) Keep(key, seg, path string) {
 	p.mu.Lock()

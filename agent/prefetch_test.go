@@ -329,3 +329,26 @@ func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
 		t.Errorf("%s fetched %d times, want 1", seg(3), n)
 	}
 }
+
+// TestPrefetchMayEndWhereAFetchIsStillInFlight: the segment after the one
+// served may be the end of the archive while its lookup is in flight or
+// found it missing, not once it is cached.
+func TestPrefetchMayEndWhereAFetchIsStillInFlight(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(3), delay: 300 * time.Millisecond}
+	src := m.src()
+	p.Want(src, seg(1), 3)
+	if !p.MayEndAt(src.Key, seg(2)) {
+		t.Error("a segment whose fetch is in flight cannot be the end")
+	}
+	if p.MayEndAt(src.Key, seg(9)) {
+		t.Error("a segment nobody asked for may be the end")
+	}
+	p.wg.Wait()
+	if p.MayEndAt(src.Key, seg(2)) {
+		t.Error("a cached segment may be the end")
+	}
+	if !p.MayEndAt(src.Key, seg(4)) {
+		t.Error("a segment found missing cannot be the end")
+	}
+}

@@ -115,14 +115,13 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 	pf := w.ahead
 	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
 		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
-		ar.ExpectAbsent = pf.Absent(src.Key, name)
 		pf.Want(src, name, n)
 		if path, ok := pf.Take(ctx, src.Key, name); ok {
 			var err error
 			if server.TakesFiles(ctx) {
-				if next := wal.Future(name, 1); pf.Absent(src.Key, next[0]) {
-					// The archive's last segment: PostgreSQL asks for it
-					// again at the end of recovery.
+				if next := wal.Future(name, 1); pf.MayEndAt(src.Key, next[0]) {
+					// Perhaps the archive's last segment: PostgreSQL asks
+					// for that one again at the end of recovery.
 					pf.Keep(src.Key, name, path)
 				}
 				err = serveCachedFile(ctx, path, name, sysid, sysidFrom)
@@ -143,6 +142,9 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 			a.log.Warn(walelog.Prefetch, "discarded an invalid prefetched segment",
 				fmt.Sprintf("%s: %v", path, err), "The segment is downloaded again.")
 		}
+		// After Take, which waited for a fetch in flight: a miss on a
+		// segment found missing just now is likely the end of the archive.
+		ar.ExpectAbsent = pf.Absent(src.Key, name)
 	}
 	begin := time.Now()
 	err = ar.FetchTo(ctx, "wal-fetch", name, dest, bw, sysid, sysidFrom)
