@@ -3,8 +3,9 @@ package fastpath
 import (
 	"context"
 	"fmt"
-	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
+
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 )
 
 // Do sends req to the agent on the socket at path and copies the command's

@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
 
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"golang.org/x/sys/unix"
 )
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"golang.org/x/crypto/blake2b"
 	"os"
 	"os/user"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/walden-pg/walden/config"
+	"golang.org/x/crypto/blake2b"
 )
 
 // Fingerprint digests everything that could make the agent's wal-push or

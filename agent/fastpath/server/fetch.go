@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 )
 
 type dataKey struct{}

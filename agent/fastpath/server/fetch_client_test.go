@@ -3,12 +3,13 @@ package server
 import (
 	"context"
 	"errors"
-	"github.com/walden-pg/walden/agent/fastpath"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/walden-pg/walden/agent/fastpath"
 )
 
 func fetchDest(t *testing.T) string {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"github.com/walden-pg/walden/agent/fastpath"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walden-pg/walden/agent/fastpath"
 	"golang.org/x/sys/unix"
 )
 

@@ -15,9 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // Reply is what a Handler reports about one request.

@@ -5,14 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/walden-pg/walden/agent/fastpath"
-	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walden-pg/walden/agent/fastpath"
+	"github.com/walden-pg/walden/agent/fastpath/internal/wire"
 )
 
 func socketPath(t *testing.T) string {
