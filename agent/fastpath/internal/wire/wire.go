@@ -1,5 +1,5 @@
 // Package wire is the fast path's protocol, shared by its client
-// (package wire) and the agent's server (package server).
+// (package fastpath) and the agent's server (package server).
 //
 // One connection carries one request. The client sends a request frame;
 // the agent answers with a refusal, or with the command's stdout and stderr
