@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -500,4 +501,136 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	if got := counter(t, addr, "walden_wal_pushed_total"); got != pushed {
 		t.Errorf("the agent served a call configured for no agent (%v -> %v)", pushed, got)
 	}
+}
+
+// TestFrontToldToStopWhileTheAgentIsStuckExitsLeavingNothing: a
+// restore_command whose agent is stuck on the store (an object that is a
+// FIFO nobody writes: the agent's read blocks where no cancellation
+// reaches it) is told to stop, as PostgreSQL's shutdown does. The front
+// hangs up its side, waits its bound for the agent's answer, then exits 1
+// on its own, with nothing at %p or beside it; the agent, unblocked,
+// still serves the next call.
+func TestFrontToldToStopWhileTheAgentIsStuckExitsLeavingNothing(t *testing.T) {
+	l := installed(t)
+	c := pgtest.New(t, pgtest.Options{})
+	store := c.MkDir(t, "store")
+	env := filepath.Join(c.Base, "env")
+	addr := freeAddr(t)
+	writeEnvdir(t, env, map[string]string{
+		"WALE_FILE_PREFIX":       "file://localhost" + store,
+		"WALE_LOG_DESTINATION":   "stderr",
+		"WALDEN_METRICS_LISTEN":  addr,
+		"WALDEN_SOCKET":          filepath.Join(c.MkDir(t, "run"), "agent.sock"),
+		"WALDEN_LOCK_DIR":        c.MkDir(t, "lock"),
+		"WALDEN_BACKUP_SCHEDULE": "0 0 1 1 *",
+	})
+	c.WriteConf(t, map[string]string{"archive_mode": "on", "wal_level": "replica", "archive_command": "''"})
+	c.Start(t)
+	agentErr := &syncWriter{w: &bytes.Buffer{}}
+	ag := pgtest.Command(t, nil, "", l.core, "--envdir", env, "agent", "--pgdata", c.Dir)
+	ag.Stderr = agentErr
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ag.Process.Kill(); ag.Wait() })
+	waitUntil(t, 30*time.Second, "the agent's metrics", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	stuck := "000000010000000000000077"
+	fifo := filepath.Join(store, "wal_005", stuck+".lz4")
+	if err := os.MkdirAll(filepath.Dir(fifo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Chown(t, store)
+	fetched := c.MkDir(t, "fetched")
+	dest := filepath.Join(fetched, "RECOVERYXLOG")
+	cmd := pgtest.Command(t, nil, c.Dir, l.front, "--envdir", env, "wal-fetch", "-p", "0", stuck, dest)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The agent is inside the fetch once a thread of it waits in the
+	// FIFO's open for a writer.
+	waitUntil(t, 30*time.Second, "the agent to open the stuck object", func() bool { return waitsForAWriter(ag.Process.Pid) })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("front told to stop: %v, want exit 1\n%s", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the front still waits 20 s after SIGTERM\n%s", errb.String())
+	}
+	if !strings.Contains(errb.String(), "stopped before the agent reported the outcome") {
+		t.Errorf("stderr %q", errb.String())
+	}
+	if left, _ := os.ReadDir(fetched); len(left) != 0 {
+		t.Errorf("left in %%p's directory: %v", left)
+	}
+
+	// Unblocked (an empty object: the agent's fetch fails), the agent
+	// serves again: a missing segment through the front, exit 1.
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r := runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "-p", "0", "000000010000000000000078", dest)
+	if r.code != 1 || r.coreRan {
+		t.Errorf("after the stuck call: exit %d (want 1), full program ran %v\n%s\nagent:\n%s", r.code, r.coreRan, r.stderr, agentErr.String())
+	}
+}
+
+// waitsForAWriter tells whether a thread of pid sleeps in a FIFO's open,
+// waiting for the other end.
+func waitsForAWriter(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+	for _, w := range tasks {
+		if b, err := os.ReadFile(w); err == nil && string(b) == "wait_for_partner" {
+			return true
+		}
+	}
+	return false
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+	}
+}
+
+// syncWriter serialises writes from the agent's stderr copier and reads.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
 }
