@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/walden-pg/walden/internal/pgtest"
+	"github.com/walden-pg/walden/internal/syncbuf"
 )
 
 // layout is the package's installation in a scratch root: bin/walden is
@@ -526,7 +527,7 @@ func TestFrontToldToStopWhileTheAgentIsStuckExitsLeavingNothing(t *testing.T) {
 	})
 	c.WriteConf(t, map[string]string{"archive_mode": "on", "wal_level": "replica", "archive_command": "''"})
 	c.Start(t)
-	agentErr := &syncWriter{w: &bytes.Buffer{}}
+	agentErr := &syncbuf.Buffer{}
 	ag := pgtest.Command(t, nil, "", l.core, "--envdir", env, "agent", "--pgdata", c.Dir)
 	ag.Stderr = agentErr
 	if err := ag.Start(); err != nil {
@@ -615,22 +616,4 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 			t.Fatalf("waited %v for %s", d, what)
 		}
 	}
-}
-
-// syncWriter serialises writes from the agent's stderr copier and reads.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprint(s.w)
 }
