@@ -73,6 +73,7 @@ type Prefetcher struct {
 	depth    prometheus.Gauge
 	hits     prometheus.Counter
 	misses   prometheus.Counter
+	waitSec  prometheus.Counter
 	fetchSec prometheus.Histogram
 }
 
@@ -137,6 +138,8 @@ func NewPrefetcher(root string, maxBytes int64) (*Prefetcher, error) {
 		Help: "wal-fetch calls for a segment served from the agent's prefetch cache."})
 	p.misses = prometheus.NewCounter(prometheus.CounterOpts{Name: "walden_wal_prefetch_misses_total",
 		Help: "wal-fetch calls for a segment the agent's prefetch cache did not hold."})
+	p.waitSec = prometheus.NewCounter(prometheus.CounterOpts{Name: "walden_wal_prefetch_wait_seconds_total",
+		Help: "Time wal-fetch calls spent waiting for a prefetch still in flight: replay waiting for the store despite prefetching (the depth did not cover the store's latency)."})
 	p.fetchSec = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "walden_wal_fetch_seconds",
 		Help:    "Time the agent took to fetch one WAL file from the store, whole (prefetches and direct fetches).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}})
@@ -163,7 +166,7 @@ func (p *Prefetcher) removeStale() {
 }
 
 func (p *Prefetcher) register(reg *prometheus.Registry) {
-	reg.MustRegister(p.depth, p.hits, p.misses, p.fetchSec)
+	reg.MustRegister(p.depth, p.hits, p.misses, p.waitSec, p.fetchSec)
 }
 
 // Started is how many prefetches this prefetcher started, all as
@@ -541,6 +544,12 @@ func (p *Prefetcher) Take(ctx context.Context, key, seg string) (path string, ok
 	if e == nil {
 		p.misses.Inc()
 		return "", false
+	}
+	select {
+	case <-e.done:
+	default:
+		begin := time.Now()
+		defer func() { p.waitSec.Add(time.Since(begin).Seconds()) }()
 	}
 	wait := time.NewTimer(p.takeWait)
 	defer wait.Stop()

@@ -352,3 +352,28 @@ func TestPrefetchMayEndWhereAFetchIsStillInFlight(t *testing.T) {
 		t.Error("a segment found missing cannot be the end")
 	}
 }
+
+// TestPrefetchCountsTheTimeReplayWaitedForAFetchInFlight: a request for
+// a segment still being fetched adds its wait to
+// walden_wal_prefetch_wait_seconds_total; one for a cached segment adds
+// nothing.
+func TestPrefetchCountsTheTimeReplayWaitedForAFetchInFlight(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(5), delay: 300 * time.Millisecond}
+	src := m.src()
+	p.Want(src, seg(1), 3)
+	if _, ok := p.Take(context.Background(), src.Key, seg(2)); !ok {
+		t.Fatal("miss")
+	}
+	waited := value(p.waitSec)
+	if waited < 0.2 || waited > 5 {
+		t.Fatalf("waited %vs for a fetch of 300 ms", waited)
+	}
+	p.wg.Wait()
+	if _, ok := p.Take(context.Background(), src.Key, seg(3)); !ok {
+		t.Fatal("miss")
+	}
+	if got := value(p.waitSec); got != waited {
+		t.Errorf("a cached segment added %vs of waiting", got-waited)
+	}
+}
