@@ -449,7 +449,11 @@ func fetchInto(ctx context.Context, src PrefetchSource, dir, seg string) (string
 func (p *Prefetcher) Absent(key, seg string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.caches[key]
+	return p.caches[key].absent(seg)
+}
+
+// absent is Absent on one cache (nil: none); the caller holds p.mu.
+func (c *prefetchCache) absent(seg string) bool {
 	if c == nil || c.endAt == "" || time.Now().After(c.endUntil) || len(seg) != len(c.endAt) {
 		return false
 	}
@@ -463,12 +467,12 @@ func (p *Prefetcher) Absent(key, seg string) bool {
 // one's, so at the end of the archive the last one's successor is often
 // still being looked up when the last is served.
 func (p *Prefetcher) MayEndAt(key, seg string) bool {
-	if p.Absent(key, seg) {
-		return true
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.caches[key]
+	if c.absent(seg) {
+		return true
+	}
 	if c == nil || c.entries[seg] == nil {
 		return false
 	}

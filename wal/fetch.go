@@ -209,30 +209,22 @@ func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key 
 	if serr != nil || Classify(name) != KindSegment {
 		return a.getOrLocate(ctx, key, name)
 	}
-	var listed chan gapListing
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The gap check's listings: sent with the GET when the segment is
+	// expected absent, else only once the GET found nothing.
+	listed := func() ([2][]storage.Object, error) { return a.gapLists(ctx, seg) }
 	if a.ExpectAbsent {
-		listed = make(chan gapListing, 1)
-		go func() {
-			l, err := a.gapLists(lctx, seg)
-			listed <- gapListing{l, err}
-		}()
+		wait, stop := inBackground(ctx, func(ctx context.Context) ([2][]storage.Object, error) { return a.gapLists(ctx, seg) })
+		defer stop() // a found segment abandons them
+		listed = wait
 	}
 	rc, err = a.Store.Get(ctx, key)
 	switch {
 	case err == nil:
-		return rc, key, true, nil, nil // any listing is abandoned
+		return rc, key, true, nil, nil
 	case !isNotFound(err):
 		return nil, "", false, nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
 	}
-	var l [2][]storage.Object
-	if listed != nil {
-		r := <-listed
-		l, err = r.lists, r.err
-	} else {
-		l, err = a.gapLists(ctx, seg)
-	}
+	l, err := listed()
 	if err != nil {
 		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, err)
 	}
@@ -242,9 +234,20 @@ func (a *Archive) find(ctx context.Context, name string) (rc io.ReadCloser, key 
 	return nil, key, false, &l, nil
 }
 
-type gapListing struct {
-	lists [2][]storage.Object
-	err   error
+// inBackground starts f at once; wait returns its result, and stop
+// abandons it (ends its context).
+func inBackground[T any](ctx context.Context, f func(context.Context) (T, error)) (wait func() (T, error), stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		ch <- result{v, err}
+	}()
+	return func() (T, error) { r := <-ch; return r.v, r.err }, cancel
 }
 
 // gapOf is checkGap, on find's listings when it made them.
@@ -636,17 +639,8 @@ func (a *Archive) FetchTo(ctx context.Context, action, name, dest string, w io.W
 // getOrLocate is find for a WAL file other than a plain segment: the GET
 // of key and the listing of name's copies go out together.
 func (a *Archive) getOrLocate(ctx context.Context, key, name string) (rc io.ReadCloser, loc string, found bool, lists *[2][]storage.Object, err error) {
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type listing struct {
-		objs []storage.Object
-		err  error
-	}
-	ch := make(chan listing, 1)
-	go func() {
-		objs, err := a.Store.List(lctx, Dir+name)
-		ch <- listing{objs, err}
-	}()
+	wait, stop := inBackground(ctx, func(ctx context.Context) ([]storage.Object, error) { return a.Store.List(ctx, Dir+name) })
+	defer stop()
 	rc, err = a.Store.Get(ctx, key)
 	switch {
 	case err == nil:
@@ -654,11 +648,11 @@ func (a *Archive) getOrLocate(ctx context.Context, key, name string) (rc io.Read
 	case !isNotFound(err):
 		return nil, "", false, nil, fmt.Errorf("wal-fetch: download %s: %w", a.Prefix.URL(key), err)
 	}
-	l := <-ch
-	if l.err != nil {
-		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, l.err)
+	objs, err := wait()
+	if err != nil {
+		return nil, "", false, nil, fmt.Errorf("wal-fetch %s: %w", name, err)
 	}
-	loc, found = a.locateIn(l.objs, name)
+	loc, found = a.locateIn(objs, name)
 	if !found {
 		loc = key
 	}
