@@ -23,8 +23,13 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 # /usr/lib/walden/walden), dist/walden the small front installed as
 # /usr/bin/walden, which asks the agent to serve wal-push and otherwise
 # runs the full program (found beside it as walden-core in dist/).
+#
+# disable_grpc_modules leaves out the GCS client's gRPC DirectPath (xDS,
+# envoy's protos): walden speaks to GCS over its JSON API only, and those
+# packages' initialisation was about 17 ms of every full program's start.
+GOTAGS := disable_grpc_modules
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/walden-core ./cmd/walden
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(GOTAGS) -ldflags "-s -w -X main.version=$(VERSION)" -o dist/walden-core ./cmd/walden
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o dist/walden ./cmd/walden-front
 
 # dist/walden_$(VERSION)_amd64.deb; older dist/walden_*.deb are removed so

@@ -44,7 +44,7 @@ trap cleanup EXIT
 
 echo "building the front and the full program"
 mkdir -p "$work/bin" "$work/lib/walden"
-(cd "$top" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/lib/walden/walden" ./cmd/walden)
+(cd "$top" && CGO_ENABLED=0 go build -trimpath -tags disable_grpc_modules -ldflags "-s -w" -o "$work/lib/walden/walden" ./cmd/walden)
 (cd "$top" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/walden" ./cmd/walden-front)
 front=$work/bin/walden
 full=$work/lib/walden/walden

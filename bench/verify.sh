@@ -26,7 +26,7 @@ pgenv=(env PGHOST="$work/sock" PGPORT="$PORT" PGUSER=postgres)
 psql() { "${aspg[@]}" "${pgenv[@]}" "$bindir/psql" -X -q -A -t -d postgres -c "$1"; }
 
 echo "building walden"
-(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden)
+(cd "$top" && CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden" ./cmd/walden)
 chmod 755 "$work/walden"
 mkdir -p "$work/sock" "$work/data" "$work/store" "$work/env"
 chmod 700 "$work/data"

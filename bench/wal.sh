@@ -23,7 +23,9 @@ set -euo pipefail
 # Reuse from another script: WALDEN=/path/to/walden skips the build;
 # S3_ENDPOINT=http://127.0.0.1:PORT (a bucket "bench", keys bench /
 # benchsecret, e.g. behind a delaying proxy) replaces the local s3server;
-# FA_ONLY=file or FA_ONLY=s3 runs one store. Results: one line per case,
+# FA_ONLY=file or FA_ONLY=s3 runs one store; ROUNDS=K runs every replay K
+# times, in turn, and reports medians; FA_NO_STANDALONE=1 leaves out the
+# standalone replays. Results: one line per case,
 # "case seconds" for single calls (median of R) and "case segments/s".
 fetch_ahead() {
   local N=${N:-64} R=${R:-15}
@@ -43,7 +45,10 @@ fetch_ahead() {
   local bin=${WALDEN:-}
   if [ -z "$bin" ]; then
     echo "building walden"
-    (cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden)
+    # The front as walden, the full program beside it as walden-core, as
+    # the package installs them; the tag as the Makefile builds.
+    (cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden-front &&
+      CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden-core" ./cmd/walden)
     bin=$work/walden
   fi
   chmod 755 "$bin"
@@ -177,21 +182,31 @@ CONF
 replay:$label $(echo "$nall / ($t1 - $t0)" | bc -l)"
   }
   chmod 755 "$work/segs"
-  replay cp-baseline "test -f $work/segs/%f && cp $work/segs/%f %p" ""
-  for st in "${stores[@]}"; do
-    replay "$st:walden-standalone" "$bin --envdir $work/env-$st-alone wal-fetch -p 8 %f %p" ""
-    replay "$st:walden-agent" "$bin --envdir $work/env-$st-agent wal-fetch -p 8 %f %p" "$st"
+  # ROUNDS rounds, each running every restore_command once in the same
+  # order: a replay's time moves by a fifth between runs here, so each rate
+  # is the median of its rounds.
+  for _ in $(seq "${ROUNDS:-1}"); do
+    replay cp-baseline "test -f $work/segs/%f && cp $work/segs/%f %p" ""
+    for st in "${stores[@]}"; do
+      [ -n "${FA_NO_STANDALONE:-}" ] || replay "$st:walden-standalone" "$bin --envdir $work/env-$st-alone wal-fetch -p 8 %f %p" ""
+      replay "$st:walden-agent" "$bin --envdir $work/env-$st-agent wal-fetch -p 8 %f %p" "$st"
+    done
   done
 
   echo
   echo "$results" | awk '
-    NF == 2 { split($1, k, ":"); v[$1] = $2; order[++n] = $1
-              if ($1 ~ /baseline/) base[k[1] ":" k[2]] = $2; if ($1 == "replay:cp-baseline") cp = $2 }
+    function med(c,   i, j, t, m) { m = cnt[c]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (all[c, j] < all[c, i]) { t = all[c, i]; all[c, i] = all[c, j]; all[c, j] = t }
+      return (m % 2) ? all[c, (m + 1) / 2] : (all[c, m / 2] + all[c, m / 2 + 1]) / 2 }
+    NF == 2 { if (!($1 in cnt)) order[++n] = $1; all[$1, ++cnt[$1]] = $2 }
     END {
+      for (i = 1; i <= n; i++) { c = order[i]; v[c] = med(c); split(c, k, ":")
+        if (c ~ /baseline/) base[k[1] ":" k[2]] = v[c]; if (c == "replay:cp-baseline") cp = v[c] }
       for (i = 1; i <= n; i++) { c = order[i]; split(c, k, ":")
         if (k[1] == "call") printf "%-36s %8.1f ms   %5.2fx the baseline time\n", c, v[c] * 1000, v[c] / base[k[1] ":" k[2]]
-        else printf "%-36s %8.1f seg/s %5.2fx the cp rate\n", c, v[c], v[c] / cp } }'
-  echo "(call: median wall time of one restore of a 16 MiB lz4 segment over $R segments, -p 0; replay: PostgreSQL recovering $nall segments from a base copy, -p 8; same run)"
+        else { r = ""; for (j = 1; j <= cnt[c]; j++) r = r sprintf(" %.1f", all[c, j])
+               printf "%-36s %8.1f seg/s %5.2fx the cp rate (rounds:%s)\n", c, v[c], v[c] / cp, r } } }'
+  echo "(call: median wall time of one restore of a 16 MiB lz4 segment over $R segments, -p 0; replay: PostgreSQL recovering $nall segments from a base copy, -p 8, median of ${ROUNDS:-1} rounds; same run)"
 }
 if [ "${1:-}" = fetch-ahead ]; then
   fetch_ahead
@@ -213,7 +228,7 @@ as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
 now() { date +%s.%N; }
 
 echo "building walden"
-(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden)
+(cd "$top" && CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden" ./cmd/walden)
 chmod 755 "$work/walden"
 # A copy postgres can execute whatever the permissions on the way to WALG_BIN.
 cp "$WALG_BIN" "$work/wal-g"; chmod 755 "$work/wal-g"

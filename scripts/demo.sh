@@ -22,7 +22,7 @@ chmod 700 "$demo/data"
 say "building walden"
 # As the package installs it: bin/walden is the small front, which runs the
 # full program from ../lib/walden/walden for whatever no agent serves.
-CGO_ENABLED=0 go build -o "$demo/lib/walden/walden" ./cmd/walden
+CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$demo/lib/walden/walden" ./cmd/walden
 CGO_ENABLED=0 go build -o "$demo/bin/walden" ./cmd/walden-front
 walden=$demo/bin/walden
 

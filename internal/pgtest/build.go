@@ -14,6 +14,10 @@ import (
 
 const waldenPkg = "github.com/walden-pg/walden/cmd/walden"
 
+// BuildTags are the tags the Makefile builds the full program with (its
+// GOTAGS), so that the end-to-end tests run what the package ships.
+const BuildTags = "disable_grpc_modules"
+
 var build struct {
 	once    sync.Once
 	invoked atomic.Bool // lets this package's own tests check it never builds
@@ -52,7 +56,7 @@ func buildWalden() (string, error) {
 	out := filepath.Join(dir, "walden")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, waldenPkg)
+	cmd := exec.CommandContext(ctx, goTool, "build", "-tags", BuildTags, "-o", out, waldenPkg)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("pgtest: go build %s: %w\n%s", waldenPkg, err, msg)
