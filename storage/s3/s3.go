@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -41,6 +42,7 @@ import (
 	"github.com/walden-pg/walden/internal/ctxio"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/internal/deadline"
+	"github.com/walden-pg/walden/storage/internal/trust"
 	"github.com/walden-pg/walden/storage/internal/upload"
 	"github.com/walden-pg/walden/storage/resume"
 )
@@ -235,17 +237,28 @@ func newHTTPClient() *awshttp.BuildableClient {
 			d.KeepAlive = 30 * time.Second
 		}).
 		WithTransportOptions(func(t *http.Transport) {
-			// Start from the system trust store (which honours SSL_CERT_FILE
-			// and SSL_CERT_DIR): the SDK adds AWS_CA_BUNDLE to a pool that is
-			// already set, where it would otherwise replace the system roots
-			// with the bundle alone.
 			if t.TLSClientConfig == nil {
 				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 			}
-			if pool, err := x509.SystemCertPool(); err == nil {
-				t.TLSClientConfig.RootCAs = pool
-			}
 			t.TLSHandshakeTimeout = 10 * time.Second
+			// The SDK adds AWS_CA_BUNDLE to a pool that is already set, where
+			// it would otherwise replace the system roots with the bundle
+			// alone. Through a proxy, net/http makes the TLS connection with
+			// this configuration itself: it gets the whole system store
+			// (which honours SSL_CERT_FILE and SSL_CERT_DIR) now.
+			if os.Getenv("HTTPS_PROXY") != "" || os.Getenv("https_proxy") != "" {
+				if pool, err := x509.SystemCertPool(); err == nil {
+					t.TLSClientConfig.RootCAs = pool
+				}
+				return
+			}
+			// Otherwise the bundle's pool is tried first and the system store
+			// read only if it must be (trust.Dialer): reading it costs a
+			// short-lived process about 30 ms.
+			pool := x509.NewCertPool()
+			t.TLSClientConfig.RootCAs = pool
+			d := &trust.Dialer{Roots: pool, Config: t.TLSClientConfig.Clone(), Dial: t.DialContext, HandshakeTimeout: t.TLSHandshakeTimeout}
+			t.DialTLSContext = d.DialTLSContext
 			t.ResponseHeaderTimeout = 2 * time.Minute
 			t.IdleConnTimeout = 90 * time.Second
 			t.MaxIdleConnsPerHost = 64

@@ -204,3 +204,20 @@ func TestTrustChild(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Through a proxy net/http makes the TLS connection to the store with the
+// transport's configuration itself, so that configuration must hold the
+// whole system store; without one, walden's dialer verifies against the
+// bundle first.
+func TestAProxyInTheEnvironmentKeepsTheWholeSystemStoreInTheConfiguration(t *testing.T) {
+	for _, proxy := range []string{"", "http://127.0.0.1:9"} {
+		t.Setenv("HTTPS_PROXY", proxy)
+		tr := newHTTPClient().GetTransport()
+		if proxy == "" && (tr.DialTLSContext == nil || tr.TLSClientConfig.RootCAs == nil) {
+			t.Error("without a proxy: no staged dialer, or no pool for AWS_CA_BUNDLE to join")
+		}
+		if proxy != "" && (tr.DialTLSContext != nil || tr.TLSClientConfig.RootCAs == nil || tr.TLSClientConfig.RootCAs.Equal(x509.NewCertPool())) {
+			t.Error("with HTTPS_PROXY set: the transport's own configuration lacks the system store")
+		}
+	}
+}
