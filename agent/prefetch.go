@@ -40,6 +40,13 @@ const notFoundMemory = 2 * time.Second
 // DefaultPrefetchBytes bounds the prefetch cache when nothing else is set.
 const DefaultPrefetchBytes = 1 << 30
 
+// idleAfter is how long a cache no request has used is kept: the files
+// fetched ahead, and the copy of the archive's last segment kept for
+// PostgreSQL's second request, go once replay has stopped asking (a
+// promotion, or a standby that streams again). A standby still restoring
+// from the archive asks every few seconds, which keeps its cache.
+const idleAfter = 5 * time.Minute
+
 // takeWait bounds how long a request waits for its segment's prefetch in
 // flight; after it, the request fetches the segment itself (a miss), on
 // fresh connections, while the stalled prefetch goes on or fails.
@@ -54,10 +61,12 @@ type Prefetcher struct {
 	root     string
 	maxBytes int64
 	takeWait time.Duration
+	idle     time.Duration
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the fetches
+	sweeper chan struct{}  // closed when dropIdle's loop has stopped
 
 	mu      sync.Mutex
 	caches  map[string]*prefetchCache
@@ -83,6 +92,7 @@ type prefetchCache struct {
 	endAt    string // lowest segment found missing recently
 	endUntil time.Time
 	kept     string // the segment Keep last copied
+	usedAt   time.Time
 }
 
 type prefetchEntry struct {
@@ -130,8 +140,22 @@ func NewPrefetcher(root string, maxBytes int64) (*Prefetcher, error) {
 			return nil, err
 		}
 	}
-	p := &Prefetcher{root: dir, maxBytes: maxBytes, takeWait: takeWait, caches: map[string]*prefetchCache{}}
+	p := &Prefetcher{root: dir, maxBytes: maxBytes, takeWait: takeWait, idle: idleAfter, caches: map[string]*prefetchCache{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.sweeper = make(chan struct{})
+	go func() {
+		defer close(p.sweeper)
+		t := time.NewTicker(idleAfter / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.ctx.Done():
+				return
+			case now := <-t.C:
+				p.dropIdle(now)
+			}
+		}
+	}()
 	p.depth = prometheus.NewGauge(prometheus.GaugeOpts{Name: "walden_wal_prefetch_depth",
 		Help: "Segments the agent keeps in flight ahead of replay (adapts to the store's latency and the replay's pace, at most wal-fetch's -p)."})
 	p.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "walden_wal_prefetch_hits_total",
@@ -217,9 +241,20 @@ func (p *Prefetcher) cache(key string) (*prefetchCache, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
 		return nil, err
 	}
-	c := &prefetchCache{dir: dir, entries: map[string]*prefetchEntry{}}
+	c := &prefetchCache{dir: dir, entries: map[string]*prefetchEntry{}, usedAt: time.Now()}
 	p.caches[key] = c
 	return c, nil
+}
+
+// dropIdle removes the caches no request has used for p.idle by now.
+func (p *Prefetcher) dropIdle(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range p.caches {
+		if now.Sub(c.usedAt) >= p.idle {
+			p.dropCache(k, c)
+		}
+	}
 }
 
 // Want records that replay asked for seg with the ceiling n (-p), drops
@@ -245,6 +280,7 @@ func (p *Prefetcher) Want(src PrefetchSource, seg string, n int) {
 	if err != nil {
 		return
 	}
+	c.usedAt = now
 	future := wal.Future(seg, n)
 	// Replay moved on: what is behind seg or beyond the window goes. A
 	// segment of another timeline at the same place stays: PostgreSQL asks
@@ -341,23 +377,28 @@ func contains(list []string, s string) bool {
 // one's cache behind. Its directory goes once its fetches have stopped.
 func (p *Prefetcher) dropOtherCaches(key string) {
 	for k, c := range p.caches {
-		if k == key {
-			continue
+		if k != key {
+			p.dropCache(k, c)
 		}
-		delete(p.caches, k)
-		var pending []*prefetchEntry
-		for name, e := range c.entries {
-			delete(c.entries, name)
-			e.cancel()
-			pending = append(pending, e)
-		}
-		go func(dir string) {
-			for _, e := range pending {
-				<-e.done
-			}
-			os.RemoveAll(dir)
-		}(c.dir)
 	}
+}
+
+// dropCache forgets the cache c of key, stopping its fetches; its
+// directory goes once they have stopped. The caller holds p.mu.
+func (p *Prefetcher) dropCache(key string, c *prefetchCache) {
+	delete(p.caches, key)
+	var pending []*prefetchEntry
+	for name, e := range c.entries {
+		delete(c.entries, name)
+		e.cancel()
+		pending = append(pending, e)
+	}
+	go func() {
+		for _, e := range pending {
+			<-e.done
+		}
+		os.RemoveAll(c.dir)
+	}()
 }
 
 // drop forgets an entry, stopping its fetch or removing its file.
@@ -590,6 +631,7 @@ func (p *Prefetcher) Close() {
 	p.mu.Unlock()
 	p.cancel()
 	p.wg.Wait()
+	<-p.sweeper
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.caches {

@@ -290,12 +290,10 @@ func TestPrefetchTellsWhereTheArchiveEndedAMomentAgo(t *testing.T) {
 	}
 }
 
-// TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest: at the end
-// of recovery PostgreSQL asks for the segment after the archive's last,
-// then for the last again; the kept copy serves that second request with
-// the same bytes although the first file went to the client, and it is
-// copied once.
-func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
+// takeTheLastSegment serves, from a prefetch, the last segment of an
+// archive that ends at seg(3), as replay reaches it.
+func takeTheLastSegment(t *testing.T) (*Prefetcher, *memSource, PrefetchSource, string) {
+	t.Helper()
 	p := newTestPrefetcher(t, 0)
 	m := &memSource{calls: map[string]int{}, last: seg(3)}
 	src := m.src()
@@ -303,8 +301,21 @@ func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
 	p.wg.Wait()
 	p.Want(src, seg(3), 4)
 	path, ok := p.Take(context.Background(), src.Key, seg(3))
-	if !ok || !p.Absent(src.Key, seg(4)) {
-		t.Fatalf("take %v, absent %v", ok, p.Absent(src.Key, seg(4)))
+	if !ok {
+		t.Fatal("the archive's last segment missed the cache")
+	}
+	return p, m, src, path
+}
+
+// TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest: at the end
+// of recovery PostgreSQL asks for the segment after the archive's last,
+// then for the last again; the kept copy serves that second request with
+// the same bytes although the first file went to the client, and it is
+// copied once.
+func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
+	p, m, src, path := takeTheLastSegment(t)
+	if !p.Absent(src.Key, seg(4)) {
+		t.Fatal("the segment after the archive's last is not known absent")
 	}
 	want, _ := os.ReadFile(path)
 	p.Keep(src.Key, seg(3), path)
@@ -327,6 +338,44 @@ func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
 	}
 	if n := m.count(seg(3)); n != 1 {
 		t.Errorf("%s fetched %d times, want 1", seg(3), n)
+	}
+}
+
+// TestPrefetchDropsACacheReplayStoppedAsking: after a promotion nothing
+// asks again, and the copy kept of the last segment (16 MiB) and whatever
+// was fetched ahead must not stay for the agent's lifetime; a cache asked
+// of within the idle time stays.
+func TestPrefetchDropsACacheReplayStoppedAsking(t *testing.T) {
+	p, _, src, path := takeTheLastSegment(t)
+	p.Keep(src.Key, seg(3), path)
+	os.Remove(path)
+	p.mu.Lock()
+	dir := p.caches[src.Key].dir
+	p.mu.Unlock()
+	if _, err := os.Stat(path + ".kept"); err != nil {
+		t.Fatalf("no kept copy: %v", err)
+	}
+	p.dropIdle(time.Now().Add(idleAfter - time.Second))
+	if _, err := os.Stat(path + ".kept"); err != nil {
+		t.Fatalf("a cache used a moment ago was dropped: %v", err)
+	}
+	p.dropIdle(time.Now().Add(idleAfter))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(dir); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle cache's directory %s is still there", dir)
+		}
+	}
+	if _, ok := p.Take(context.Background(), src.Key, seg(3)); ok {
+		t.Error("a dropped cache served a segment")
+	}
+	// Replay asking again starts afresh.
+	p.Want(src, seg(2), 4)
+	p.wg.Wait()
+	if path, ok := p.Take(context.Background(), src.Key, seg(3)); !ok || path == "" {
+		t.Error("a new request after the drop was not served from a new cache")
 	}
 }
 
