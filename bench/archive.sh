@@ -402,6 +402,10 @@ CONF
   touch "$d/recovery.signal"; chown postgres "$d/recovery.signal"
   [ "${4:-}" = agent ] && start_agent env-pitr-agent "$d"
   rm -rf "$work/pgbr/spool"; mkdir -p "$work/pgbr/spool"; chown postgres "$work/pgbr/spool"
+  # The S3 server shares the 2 CPUs with PostgreSQL's redo: its CPU time
+  # during the replay is reported beside it (cp reads the file copy).
+  local s3a s3b
+  s3a=$(s3_cpu)
   t0=$(now)
   as_pg env "${tlsenv[@]}" "$bindir/pg_ctl" -D "$d" -l "$(pglog "$d")" -t 900 start >/dev/null || {
     echo "replay $label failed to start; see $(pglog "$d")" >&2; tail "$(pglog "$d")" >&2; exit 1; }
@@ -412,6 +416,7 @@ CONF
     sleep 0.05
   done
   t1=$(now)
+  s3b=$(s3_cpu)
   # Recovery must have gone through every archived segment.
   local last
   last=$(grep -o 'restored log file "[0-9A-F]*"' "$(pglog "$d")" | tail -1 | grep -oE '[0-9A-F]{24}' || true)
@@ -426,7 +431,7 @@ CONF
     [ -n "${LOGDIR:-}" ] && cp "$work/agent.log" "$LOGDIR/agent-$delay.log" && cp "$(pglog "$d")" "$LOGDIR/pg-agent-$delay.log"
   fi
   pg_stop "$d"
-  printf 'b\t%s\t%s\t%.2f\t%s\t%s\n' "$delay" "$label" "$(echo "$t1 - $t0" | bc -l)" "$last" "${served:--}" >> "$results"
+  printf 'b\t%s\t%s\t%.2f\t%s\t%s\t%.2f\n' "$delay" "$label" "$(echo "$t1 - $t0" | bc -l)" "$last" "${served:--}" "$(echo "($s3b - $s3a) / $(getconf CLK_TCK)" | bc -l)" >> "$results"
   printf '  replay %-44s delay %3s ms: %.2f s (last restored %s)\n' "$label" "$delay" "$(echo "$t1 - $t0" | bc -l)" "${last:-none}"
   for p in $(pgbr_pids); do kill "$p" 2>/dev/null || true; done
 }
@@ -537,13 +542,13 @@ awk -F'\t' '$1 == "a" { t[$2, $3] = $6 + $7; c[$2, $3] = $7; dr[$2, $3] = ($16 >
 echo
 echo "## (b) PITR replay of $nreplay segments from a base copy, start to promotion"
 echo
-echo "| S3 delay | restore_command | seconds | segments/s | vs cp, same delay | vs same at 0 ms |"
-echo "|---|---|---|---|---|---|"
+echo "| S3 delay | restore_command | seconds | segments/s | vs cp, same delay | vs same at 0 ms | S3 server CPU s |"
+echo "|---|---|---|---|---|---|---|"
 awk -F'\t' -v n="$nreplay" '$1 == "b" { row[++k] = $0; if ($3 ~ /^cp / && (!($2 in base) || $4 < base[$2])) base[$2] = $4 }
   END { for (i = 1; i <= k; i++) { split(row[i], f, "\t")
       if (f[2] == 0 && !((f[3]) in zero)) zero[f[3]] = f[4]
       r = (f[3] in zero) ? sprintf("%.2fx", zero[f[3]] / f[4]) : "-"
-      printf "| %s ms | %s | %.2f | %.2f | %.2fx | %s |\n", f[2], f[3], f[4], n / f[4], base[f[2]] / f[4], r } }' "$results"
+      printf "| %s ms | %s | %.2f | %.2f | %.2fx | %s | %.2f |\n", f[2], f[3], f[4], n / f[4], base[f[2]] / f[4], r, f[7] } }' "$results"
 echo
 echo "vs cp: against the faster of the two cp runs of the same delay. vs same at 0 ms: replay rate against the same restore_command's first run with the immediate store."
 echo
