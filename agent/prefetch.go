@@ -297,6 +297,30 @@ func (p *Prefetcher) Want(src PrefetchSource, seg string, n int) {
 	p.fill(src, c, seg, n, future)
 }
 
+// Expect starts fetching seg and the segments after it before replay
+// asks for any segment of this archive: seg is where recovery will start
+// (backup_label names it), and PostgreSQL asks for it right after its
+// timeline history probes. Without this, that first fetch and the ramp of
+// the next ones each cost replay a round trip to a distant store. Once
+// replay has asked for a segment (the cache exists) it does nothing; a
+// wrong guess costs only the fetches, which Want drops as replay moves.
+func (p *Prefetcher) Expect(src PrefetchSource, seg string, n int) {
+	if _, err := wal.ParseSegment(seg); err != nil || len(seg) != 24 || n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.caches[src.Key] != nil {
+		return
+	}
+	p.dropOtherCaches(src.Key)
+	c, err := p.cache(src.Key)
+	if err != nil {
+		return
+	}
+	p.fill(src, c, seg, n, append([]string{seg}, wal.Future(seg, n-1)...))
+}
+
 // Fill starts what Want would have started but the byte bound held back
 // while seg's own copy was still in the cache: call it once that copy is
 // served and removed.

@@ -341,6 +341,35 @@ func TestPrefetchKeepsTheLastSegmentForPostgreSQLsSecondRequest(t *testing.T) {
 	}
 }
 
+// TestPrefetchExpectStartsWhereRecoveryWillBeginOnce: the segment
+// backup_label names and those after it are fetched before replay asks,
+// served as hits when it does, each fetched once; once replay has asked,
+// Expect changes nothing.
+func TestPrefetchExpectStartsWhereRecoveryWillBeginOnce(t *testing.T) {
+	p := newTestPrefetcher(t, 0)
+	m := &memSource{calls: map[string]int{}, last: seg(9)}
+	src := m.src()
+	p.Expect(src, seg(2), 3)
+	p.wg.Wait()
+	for _, s := range []string{seg(2), seg(3), seg(4)} {
+		if m.count(s) != 1 {
+			t.Errorf("%s fetched %d times before replay asked, want 1", s, m.count(s))
+		}
+	}
+	if m.count(seg(5)) != 0 {
+		t.Error("fetched beyond the ceiling")
+	}
+	p.Want(src, seg(2), 3)
+	if _, ok := p.Take(context.Background(), src.Key, seg(2)); !ok {
+		t.Fatal("the first segment of recovery missed the cache")
+	}
+	p.Expect(src, seg(7), 3) // the end of recovery probes history files again
+	p.wg.Wait()
+	if m.count(seg(7)) != 0 || m.count(seg(2)) != 1 {
+		t.Errorf("Expect acted after replay had asked: %s fetched %d times, %s %d", seg(7), m.count(seg(7)), seg(2), m.count(seg(2)))
+	}
+}
+
 // TestPrefetchDropsACacheReplayStoppedAsking: after a promotion nothing
 // asks again, and the copy kept of the last segment (16 MiB) and whatever
 // was fetched ahead must not stay for the agent's lifetime; a cache asked

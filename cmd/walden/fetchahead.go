@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,14 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 	sysid, sysidFrom := wal.ControlSystemID(dest)
 	bw := bufio.NewWriterSize(data, 1<<20)
 	pf := w.ahead
+	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindHistory && !filepath.IsAbs(dest) {
+		// A timeline history probe into this data directory (relative
+		// paths are served only from it): a recovery is starting or
+		// ending. At its start, fetch where backup_label says it begins.
+		if start := backupLabelStart("backup_label"); start != "" {
+			pf.Expect(w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom), start, n)
+		}
+	}
 	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
 		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
 		pf.Want(src, name, n)
@@ -232,4 +241,30 @@ func (w *agentWAL) prefetchSource(cur *config.Settings, a *app, key string, sysi
 		},
 		NotFound: func(err error) bool { return errors.Is(err, wal.ErrNotFound) },
 	}
+}
+
+// backupLabelStart is the segment a recovery from a base backup starts
+// at, as the backup_label file at path names it ("START WAL LOCATION:
+// 0/A000028 (file 00000001000000000000000A)"); "" when there is no such
+// file or it names no segment.
+func backupLabelStart(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10)) // a few hundred bytes when real
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "START WAL LOCATION: ")
+		if !ok {
+			continue
+		}
+		_, name, ok := strings.Cut(rest, "(file ")
+		name, _, closed := strings.Cut(name, ")")
+		if ok && closed && wal.Classify(name) == wal.KindSegment {
+			return name
+		}
+		return ""
+	}
+	return ""
 }
