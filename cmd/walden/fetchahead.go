@@ -113,8 +113,8 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 	}
 	sysid, sysidFrom := wal.ControlSystemID(dest)
 	bw := bufio.NewWriterSize(data, 1<<20)
-	pf := w.ahead
-	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindHistory && !filepath.IsAbs(dest) {
+	pf, n := w.ahead, p.int("--prefetch", 8)
+	if pf != nil && n > 0 && wal.Classify(name) == wal.KindHistory && !filepath.IsAbs(dest) {
 		// A timeline history probe into this data directory (relative
 		// paths are served only from it): a recovery is starting or
 		// ending. At its start, fetch where backup_label says it begins.
@@ -122,7 +122,7 @@ func (w *agentWAL) fetchReceive(ctx context.Context, cur *config.Settings, a *ap
 			pf.Expect(w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom), start, n)
 		}
 	}
-	if n := p.int("--prefetch", 8); pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
+	if pf != nil && n > 0 && wal.Classify(name) == wal.KindSegment {
 		src := w.prefetchSource(cur, a, prefixKey(ar), sysid, sysidFrom)
 		pf.Want(src, name, n)
 		if path, ok := pf.Take(ctx, src.Key, name); ok {
