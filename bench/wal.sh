@@ -194,18 +194,21 @@ replay:$label $(echo "$nall / ($t1 - $t0)" | bc -l)"
   done
 
   echo
-  echo "$results" | awk '
-    function med(c,   i, j, t, m) { m = cnt[c]
-      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (all[c, j] < all[c, i]) { t = all[c, i]; all[c, i] = all[c, j]; all[c, j] = t }
-      return (m % 2) ? all[c, (m + 1) / 2] : (all[c, m / 2] + all[c, m / 2 + 1]) / 2 }
-    NF == 2 { if (!($1 in cnt)) order[++n] = $1; all[$1, ++cnt[$1]] = $2 }
+  # One line per case, in the order first run: its median, then each value.
+  local summary="" c vals
+  for c in $(echo "$results" | awk 'NF == 2 && !seen[$1]++ {print $1}'); do
+    vals=$(echo "$results" | awk -v c="$c" '$1 == c {print $2}')
+    summary="$summary
+$c $(echo "$vals" | median) $(echo $vals)"
+  done
+  echo "$summary" | awk '
+    NF >= 2 { c = $1; order[++n] = c; v[c] = $2; r[c] = ""; split(c, k, ":")
+              for (j = 3; j <= NF; j++) r[c] = r[c] sprintf(" %.1f", $j)
+              if (c ~ /baseline/) base[k[1] ":" k[2]] = v[c]; if (c == "replay:cp-baseline") cp = v[c] }
     END {
-      for (i = 1; i <= n; i++) { c = order[i]; v[c] = med(c); split(c, k, ":")
-        if (c ~ /baseline/) base[k[1] ":" k[2]] = v[c]; if (c == "replay:cp-baseline") cp = v[c] }
       for (i = 1; i <= n; i++) { c = order[i]; split(c, k, ":")
         if (k[1] == "call") printf "%-36s %8.1f ms   %5.2fx the baseline time\n", c, v[c] * 1000, v[c] / base[k[1] ":" k[2]]
-        else { r = ""; for (j = 1; j <= cnt[c]; j++) r = r sprintf(" %.1f", all[c, j])
-               printf "%-36s %8.1f seg/s %5.2fx the cp rate (rounds:%s)\n", c, v[c], v[c] / cp, r } } }'
+        else printf "%-36s %8.1f seg/s %5.2fx the cp rate (rounds:%s)\n", c, v[c], v[c] / cp, r[c] } }'
   echo "(call: median wall time of one restore of a 16 MiB lz4 segment over $R segments, -p 0; replay: PostgreSQL recovering $nall segments from a base copy, -p 8, median of ${ROUNDS:-1} rounds; same run)"
 }
 if [ "${1:-}" = fetch-ahead ]; then
