@@ -91,8 +91,10 @@ psql_() { as_pg "$bindir/psql" -X -A -t -q -h "$work/sock" -p "${2:-$PORT}" -U p
 
 echo "building walden and the S3 server"
 # As the package installs it: the front as walden, the full program beside
-# it as walden-core (the front finds it there).
-(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden-front && CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden-core" ./cmd/walden && go build -o "$work/s3server" ./bench/s3server)
+# it as walden-core and the WAL program as walden-wal (the front finds both
+# there).
+(cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden-front && CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden-core" ./cmd/walden &&
+  CGO_ENABLED=0 go build -tags walden_wal -o "$work/walden-wal" ./cmd/walden && go build -o "$work/s3server" ./bench/s3server)
 chmod 755 "$work/walden"
 mkdir -p "$work/sock" "$work/tls" "$work/lock" "$work/filestore" "$work/logs"
 chown postgres "$work/sock" "$work/lock" "$work/filestore" "$work/logs"

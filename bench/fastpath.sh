@@ -20,8 +20,10 @@
 # /bin/true the same way, the floor of any process on this machine then.
 #
 # Also `walden version` through the front (which execs the full program for
-# it) and the full program directly: the front's cost when it falls
-# through. WALDEN_BEFORE=/path/to/an/older/walden adds its `version` row,
+# it), the full program directly and the WAL program (lib/walden/walden-wal,
+# which the front runs for wal-push and wal-fetch without an agent on S3 and
+# file stores) directly: the front's cost when it falls through, and each
+# program's start-up. WALDEN_BEFORE=/path/to/an/older/walden adds its `version` row,
 # for a before/after comparison of the full program's start-up.
 set -euo pipefail
 
@@ -45,9 +47,11 @@ trap cleanup EXIT
 echo "building the front and the full program"
 mkdir -p "$work/bin" "$work/lib/walden"
 (cd "$top" && CGO_ENABLED=0 go build -trimpath -tags disable_grpc_modules -ldflags "-s -w" -o "$work/lib/walden/walden" ./cmd/walden)
+(cd "$top" && CGO_ENABLED=0 go build -trimpath -tags walden_wal -ldflags "-s -w" -o "$work/lib/walden/walden-wal" ./cmd/walden)
 (cd "$top" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/walden" ./cmd/walden-front)
 front=$work/bin/walden
 full=$work/lib/walden/walden
+walprg=$work/lib/walden/walden-wal
 chmod -R a+rX "$work/bin" "$work/lib"
 
 echo "a PostgreSQL cluster with $n segments waiting, and the agent"
@@ -159,7 +163,7 @@ if [ -n "${WALDEN_BEFORE:-}" ]; then
 	cp "$WALDEN_BEFORE" "$work/before" && chmod 755 "$work/before"
 	before=(-- before "$work/before" version)
 fi
-as_pg /usr/bin/python3 "$work/calltime.py" "$work/out/version" "$calls" -- front "$front" version -- full "$full" version "${before[@]}"
+as_pg /usr/bin/python3 "$work/calltime.py" "$work/out/version" "$calls" -- front "$front" version -- full "$full" version -- wal "$walprg" version "${before[@]}"
 
 echo
 printf 'wal-push of a segment the agent holds (%s, file store):\n' "${WALDEN_COMPRESSION:-lz4}"
@@ -170,6 +174,7 @@ printf '  /bin/true (the floor):   %s\n' "$(stats true "$work/out/push")"
 echo "walden version, $calls calls each (the front execs the full program for it):"
 printf '  front -> full program:   %s; max RSS %s KiB\n' "$(stats front "$work/out/version")" "$(rss "$front" version)"
 printf '  full program directly:   %s; max RSS %s KiB\n' "$(stats full "$work/out/version")" "$(rss "$full" version)"
+printf '  WAL program directly:    %s; max RSS %s KiB\n' "$(stats wal "$work/out/version")" "$(rss "$walprg" version)"
 if [ -n "${WALDEN_BEFORE:-}" ]; then
 	printf '  before (WALDEN_BEFORE):  %s; max RSS %s KiB\n' "$(stats before "$work/out/version")" "$(rss "$work/before" version)"
 fi

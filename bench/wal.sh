@@ -45,10 +45,12 @@ fetch_ahead() {
   local bin=${WALDEN:-}
   if [ -z "$bin" ]; then
     echo "building walden"
-    # The front as walden, the full program beside it as walden-core, as
-    # the package installs them; the tag as the Makefile builds.
+    # The front as walden, the full program beside it as walden-core and
+    # the WAL program as walden-wal, as the package installs them; the tags
+    # as the Makefile builds.
     (cd "$top" && CGO_ENABLED=0 go build -o "$work/walden" ./cmd/walden-front &&
-      CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden-core" ./cmd/walden)
+      CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$work/walden-core" ./cmd/walden &&
+      CGO_ENABLED=0 go build -tags walden_wal -o "$work/walden-wal" ./cmd/walden)
     bin=$work/walden
   fi
   chmod 755 "$bin"

@@ -73,6 +73,7 @@ expect_entry() {
 }
 expect_entry -rwxr-xr-x usr/bin/walden
 expect_entry -rwxr-xr-x usr/lib/walden/walden
+expect_entry -rwxr-xr-x usr/lib/walden/walden-wal
 expect_entry lrwxrwxrwx usr/lib/walden/bin/wal-e ../../../bin/walden
 expect_entry -rw-r--r-- lib/systemd/system/walden.service
 expect_entry -rw-r--r-- etc/logrotate.d/walden
@@ -114,8 +115,11 @@ echo "  usr/bin/walden version -> $out"
 out=$("$work/root/usr/lib/walden/bin/wal-e" version) || fail "wal-e version exited non-zero"
 [ "$out" = "1.1.1+walden.$VERSION" ] || fail "wal-e version printed '$out', want '1.1.1+walden.$VERSION'"
 echo "  usr/lib/walden/bin/wal-e version -> $out"
+out=$("$work/root/usr/lib/walden/walden-wal" version) || fail "usr/lib/walden/walden-wal version exited non-zero"
+[ "$out" = "walden $VERSION" ] || fail "usr/lib/walden/walden-wal version printed '$out', want 'walden $VERSION'"
+echo "  usr/lib/walden/walden-wal version -> $out"
 if command -v file >/dev/null 2>&1; then
-	for b in usr/bin/walden usr/lib/walden/walden; do
+	for b in usr/bin/walden usr/lib/walden/walden usr/lib/walden/walden-wal; do
 		file -L "$work/root/$b" | grep -q 'statically linked' ||
 			fail "$b is not statically linked: $(file -L "$work/root/$b")"
 	done
@@ -124,13 +128,23 @@ fi
 # was packaged with (version above came from there) and fail clearly without.
 size=$(stat -c %s "$work/root/usr/bin/walden")
 [ "$size" -lt $((16 << 20)) ] || fail "usr/bin/walden is $size bytes: the front links something heavy"
-echo "  usr/bin/walden $size bytes, usr/lib/walden/walden $(stat -c %s "$work/root/usr/lib/walden/walden") bytes"
+echo "  usr/bin/walden $size bytes, usr/lib/walden/walden $(stat -c %s "$work/root/usr/lib/walden/walden") bytes, usr/lib/walden/walden-wal $(stat -c %s "$work/root/usr/lib/walden/walden-wal") bytes"
 mv "$work/root/usr/lib/walden/walden" "$work/core"
 rc=0
 "$work/root/usr/bin/walden" wal-push pg_wal/000000010000000000000001 2>"$work/err" || rc=$?
 [ "$rc" = 2 ] && grep -q 'usr/lib/walden/walden' "$work/err" ||
 	fail "without the full program, wal-push exited $rc: $(cat "$work/err")"
 mv "$work/core" "$work/root/usr/lib/walden/walden"
+# Without an agent, for a file store, the front runs the WAL program beside
+# the full program: its package initialisation has the AWS SDK but not the
+# agent's Prometheus client.
+rc=0
+env -i PATH=/usr/bin:/bin GODEBUG=inittrace=1 WALE_FILE_PREFIX="file://localhost$work/store" WALE_LOG_DESTINATION=stderr \
+	WALDEN_SOCKET="$work/no-agent.sock" WALDEN_LOCK_DIR="$work" \
+	"$work/root/usr/bin/walden" wal-push "$work/pg_wal/000000010000000000000001" >/dev/null 2>"$work/err" || rc=$?
+{ [ "$rc" = 1 ] && grep -q 'could not find file' "$work/err" && grep -q '^init github.com/aws/' "$work/err" &&
+	! grep -q '^init github.com/prometheus/' "$work/err"; } ||
+	fail "wal-push without an agent did not run usr/lib/walden/walden-wal (exit $rc): $(grep -v '^init ' "$work/err")"
 
 step "unit"
 unit=$work/root/lib/systemd/system/walden.service

@@ -21,8 +21,10 @@ chmod 700 "$demo/data"
 
 say "building walden"
 # As the package installs it: bin/walden is the small front, which runs the
-# full program from ../lib/walden/walden for whatever no agent serves.
+# full program from ../lib/walden/walden for whatever no agent serves, or
+# for wal-push and wal-fetch the WAL program, ../lib/walden/walden-wal.
 CGO_ENABLED=0 go build -tags disable_grpc_modules -o "$demo/lib/walden/walden" ./cmd/walden
+CGO_ENABLED=0 go build -tags walden_wal -o "$demo/lib/walden/walden-wal" ./cmd/walden
 CGO_ENABLED=0 go build -o "$demo/bin/walden" ./cmd/walden-front
 walden=$demo/bin/walden
 

@@ -13,6 +13,7 @@ bad=$(gofmt -l $(git ls-files '*.go'))
 [ -z "$bad" ] || { echo "gofmt needed: $bad"; exit 1; }
 go vet ./...
 CGO_ENABLED=0 go build -tags disable_grpc_modules -o /dev/null ./cmd/walden
+CGO_ENABLED=0 go build -tags walden_wal -o /dev/null ./cmd/walden
 
 step "unit tests"
 go test -count=1 $(go list ./... | grep -v '/cmd/walden$')

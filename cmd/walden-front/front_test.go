@@ -23,10 +23,11 @@ import (
 )
 
 // layout is the package's installation in a scratch root: bin/walden is
-// this front, lib/walden/walden the full program, lib/walden/bin/wal-e a
-// relative link to bin/walden, as nfpm.yaml installs them.
+// this front, lib/walden/walden the full program, lib/walden/walden-wal
+// the WAL program, lib/walden/bin/wal-e a relative link to bin/walden, as
+// nfpm.yaml installs them.
 type layout struct {
-	root, front, core, walE string
+	root, front, core, walPrg, walE string
 }
 
 var inst struct {
@@ -59,6 +60,7 @@ func buildFront(path string) error {
 func installed(t *testing.T) layout {
 	t.Helper()
 	core := pgtest.BuildWalden(t)
+	walPrg := pgtest.BuildWALProgram(t)
 	inst.once.Do(func() {
 		root, err := os.MkdirTemp("", "walden-front-")
 		if err != nil {
@@ -66,7 +68,8 @@ func installed(t *testing.T) layout {
 			return
 		}
 		inst.l = layout{root: root, front: filepath.Join(root, "bin", "walden"),
-			core: filepath.Join(root, "lib", "walden", "walden"), walE: filepath.Join(root, "lib", "walden", "bin", "wal-e")}
+			core: filepath.Join(root, "lib", "walden", "walden"), walPrg: filepath.Join(root, "lib", "walden", "walden-wal"),
+			walE: filepath.Join(root, "lib", "walden", "bin", "wal-e")}
 		// MkdirTemp's 0700 would keep postgres out.
 		for _, d := range []string{"", "bin", "lib", "lib/walden", "lib/walden/bin"} {
 			d = filepath.Join(root, d)
@@ -85,6 +88,9 @@ func installed(t *testing.T) layout {
 		if inst.err = os.Symlink(core, inst.l.core); inst.err != nil {
 			return
 		}
+		if inst.err = os.Symlink(walPrg, inst.l.walPrg); inst.err != nil {
+			return
+		}
 		inst.err = os.Symlink("../../../bin/walden", inst.l.walE)
 	})
 	if inst.err != nil {
@@ -96,7 +102,7 @@ func installed(t *testing.T) layout {
 type result struct {
 	stdout, stderr string
 	code           int
-	coreRan        bool // the full program started (see runFront)
+	ran            program // which program the front ran (see runFront)
 }
 
 // runAs runs path with argv0 as postgres, in dir, with env added.
@@ -118,10 +124,21 @@ func runAs(t *testing.T, env []string, dir, argv0, path string, args ...string) 
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
 }
 
+// program is the program that did a front's call.
+type program string
+
+const (
+	frontOnly = program("")     // the front itself, with the agent
+	fullPrg   = program("full") // the full program
+	walPrgRan = program("wal")  // the WAL program
+)
+
 // runFront is runAs with the Go runtime tracing package initialisation
-// (GODEBUG=inittrace=1, which no setting or fingerprint reads): the full
-// program's cloud SDKs show whether the front exec'd it. The trace lines
-// are taken out of stderr.
+// (GODEBUG=inittrace=1, which no setting or fingerprint reads): the
+// packages initialised show whether the front exec'd another program and
+// which: the AWS SDK is in both, gRPC (the GCS client) and Prometheus (the
+// agent) only in the full program. The trace lines are taken out of
+// stderr.
 func runFront(t *testing.T, env []string, dir, argv0, path string, args ...string) result {
 	t.Helper()
 	r := runAs(t, append(append([]string{}, env...), "GODEBUG=inittrace=1"), dir, argv0, path, args...)
@@ -131,8 +148,11 @@ func runFront(t *testing.T, env []string, dir, argv0, path string, args ...strin
 			kept = append(kept, line)
 			continue
 		}
-		if strings.Contains(line, "google.golang.org/grpc") || strings.Contains(line, "github.com/aws/") {
-			r.coreRan = true
+		switch {
+		case strings.Contains(line, "google.golang.org/grpc") || strings.Contains(line, "github.com/prometheus/"):
+			r.ran = fullPrg
+		case strings.Contains(line, "github.com/aws/") && r.ran == frontOnly:
+			r.ran = walPrgRan
 		}
 	}
 	r.stderr = strings.Join(kept, "")
@@ -197,40 +217,56 @@ func TestFrontPrintsAndExitsAsTheFullProgram(t *testing.T) {
 	env := []string{"WALE_FILE_PREFIX=file://localhost" + store, "WALE_LOG_DESTINATION=stderr",
 		"WALDEN_SOCKET=" + filepath.Join(tmp, "no-agent.sock"), "WALDEN_LOCK_DIR=" + tmp}
 	missing := filepath.Join(tmp, "pg_wal", "000000010000000000000001")
+	dest := filepath.Join(tmp, "pg_wal", "RECOVERYXLOG")
+	// gs:// is the full program's: the WAL program has no GCS client. The
+	// store is a closed loopback port, tried once.
+	gcsEnv := []string{"WALE_GS_PREFIX=gs://walden-front-test/x", "WALE_LOG_DESTINATION=stderr", "WALE_RETRIES=1",
+		"STORAGE_EMULATOR_HOST=127.0.0.1:1", "WALDEN_SOCKET=" + filepath.Join(tmp, "no-agent.sock"), "WALDEN_LOCK_DIR=" + tmp}
 	for _, tc := range []struct {
 		name string
 		walE bool
+		env  []string // instead of env
 		args []string
+		ran  program // which program the front runs
 	}{
-		{name: "help", args: []string{"--help"}},
-		{name: "short help after an option", args: []string{"--terse", "-h"}},
-		{name: "version", args: []string{"version"}},
-		{name: "no command", args: nil},
-		{name: "unknown command", args: []string{"frobnicate"}},
-		{name: "unknown global option", args: []string{"--bogus", "wal-push", missing}},
-		{name: "wal-push help", args: []string{"wal-push", "--help"}},
-		{name: "wal-push without its file", args: []string{"wal-push"}},
-		{name: "wal-push with two files", args: []string{"wal-push", "a", "b"}},
-		{name: "wal-push bad pool size", args: []string{"wal-push", "-p", "many", missing}},
-		{name: "wal-push, no agent, missing file", args: []string{"wal-push", missing}},
-		{name: "wal-push, no agent, terse", args: []string{"--terse", "wal-push", "-p1", missing}},
-		{name: "wal-push, unreadable envdir", args: []string{"--envdir", filepath.Join(tmp, "no-such-envdir"), "wal-push", missing}},
-		{name: "wal-push, conflicting credentials", args: []string{"-k", "AKID", "--aws-instance-profile", "wal-push", missing}},
-		{name: "backup-list", args: []string{"backup-list"}},
-		{name: "wal-e version", walE: true, args: []string{"version"}},
-		{name: "wal-e help", walE: true, args: []string{"--help"}},
-		{name: "wal-e wal-push, no agent", walE: true, args: []string{"wal-push", missing}},
+		{name: "help", args: []string{"--help"}, ran: fullPrg},
+		{name: "short help after an option", args: []string{"--terse", "-h"}, ran: fullPrg},
+		{name: "version", args: []string{"version"}, ran: fullPrg},
+		{name: "no command", args: nil, ran: fullPrg},
+		{name: "unknown command", args: []string{"frobnicate"}, ran: fullPrg},
+		{name: "unknown global option", args: []string{"--bogus", "wal-push", missing}, ran: fullPrg},
+		{name: "wal-push help", args: []string{"wal-push", "--help"}, ran: fullPrg},
+		{name: "wal-push without its file", args: []string{"wal-push"}, ran: fullPrg},
+		{name: "wal-push with two files", args: []string{"wal-push", "a", "b"}, ran: fullPrg},
+		{name: "wal-push bad pool size", args: []string{"wal-push", "-p", "many", missing}, ran: fullPrg},
+		{name: "wal-push, no agent, missing file", args: []string{"wal-push", missing}, ran: walPrgRan},
+		{name: "wal-push, no agent, terse", args: []string{"--terse", "wal-push", "-p1", missing}, ran: walPrgRan},
+		{name: "wal-push, no agent, GCS store", env: gcsEnv, args: []string{"wal-push", missing}, ran: fullPrg},
+		{name: "wal-push, no prefix", env: []string{"WALE_LOG_DESTINATION=stderr"}, args: []string{"wal-push", missing}, ran: fullPrg},
+		{name: "wal-fetch, no agent, not archived", args: []string{"wal-fetch", "-p", "0", "000000010000000000000001", dest}, ran: walPrgRan},
+		{name: "wal-fetch, no agent, bad name", args: []string{"wal-fetch", "000000010000000000000001", "RECOVERYXLOG", "x"}, ran: fullPrg},
+		{name: "wal-fetch, no agent, GCS store", env: gcsEnv, args: []string{"wal-fetch", "000000010000000000000001", dest}, ran: fullPrg},
+		{name: "wal-push, unreadable envdir", args: []string{"--envdir", filepath.Join(tmp, "no-such-envdir"), "wal-push", missing}, ran: fullPrg},
+		{name: "wal-push, conflicting credentials", args: []string{"-k", "AKID", "--aws-instance-profile", "wal-push", missing}, ran: fullPrg},
+		{name: "backup-list", args: []string{"backup-list"}, ran: fullPrg},
+		{name: "wal-e version", walE: true, args: []string{"version"}, ran: fullPrg},
+		{name: "wal-e help", walE: true, args: []string{"--help"}, ran: fullPrg},
+		{name: "wal-e wal-push, no agent", walE: true, args: []string{"wal-push", missing}, ran: walPrgRan},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			frontPath, argv0 := l.front, l.front
 			if tc.walE {
 				frontPath, argv0 = l.walE, l.walE
 			}
+			env := env
+			if tc.env != nil {
+				env = tc.env
+			}
 			front := runFront(t, env, tmp, argv0, frontPath, tc.args...)
 			full := runAs(t, env, tmp, argv0, l.core, tc.args...)
 			same(t, tc.name, front, full)
-			if !front.coreRan {
-				t.Errorf("%s: the front answered itself instead of running the full program", tc.name)
+			if want := tc.ran; front.ran != want {
+				t.Errorf("%s: the front ran %q, want %q", tc.name, front.ran, want)
 			}
 			if front.stdout == "" && front.stderr == "" {
 				t.Errorf("%s printed nothing at all (exit %d): not a comparison", tc.name, front.code)
@@ -410,8 +446,8 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	walPush := func(path, env string) (front, full result) {
 		full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", env, "wal-push", path)
 		front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-push", path)
-		if front.coreRan {
-			t.Errorf("wal-push %s: the front ran the full program instead of asking the agent", path)
+		if front.ran != frontOnly {
+			t.Errorf("wal-push %s: the front ran the %s program instead of asking the agent", path, front.ran)
 		}
 		return front, full
 	}
@@ -458,8 +494,8 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	before = served()
 	full = fetch(l.core)
 	front = fetch(l.front)
-	if front.coreRan {
-		t.Errorf("wal-fetch: the front ran the full program instead of asking the agent")
+	if front.ran != frontOnly {
+		t.Errorf("wal-fetch: the front ran the %s program instead of asking the agent", front.ran)
 	}
 	same(t, "wal-fetch of an archived segment, served by the agent", front, full)
 	if got := served(); got != before+2 {
@@ -469,15 +505,16 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 	full = runAs(t, nil, c.Dir, l.core, l.core, "--envdir", env, "wal-fetch", "-p", "0", missing, dest)
 	front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "-p", "0", missing, dest)
 	same(t, "wal-fetch of a segment the archive does not hold", front, full)
-	if front.code != 1 || front.coreRan {
-		t.Errorf("wal-fetch of a missing segment: exit %d (want 1), full program ran: %v", front.code, front.coreRan)
+	if front.code != 1 || front.ran != frontOnly {
+		t.Errorf("wal-fetch of a missing segment: exit %d (want 1), program run: %q", front.code, front.ran)
 	}
 	bad := runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "not-a-wal-name", filepath.Join(fetched, "x"))
-	if !bad.coreRan || bad.code != 200 {
-		t.Errorf("wal-fetch of a bad name: exit %d, full program ran: %v (the full program words usage errors)", bad.code, bad.coreRan)
+	if bad.ran != fullPrg || bad.code != 200 {
+		t.Errorf("wal-fetch of a bad name: exit %d, program run: %q (the full program words usage errors)", bad.code, bad.ran)
 	}
 
-	// Another store and a socket nobody serves: the full program's own push.
+	// Another store and a socket nobody serves: the WAL program's own push,
+	// the full program's code.
 	alone := filepath.Join(c.Base, "env-alone")
 	aloneStore := c.MkDir(t, "store-alone")
 	vars["WALE_FILE_PREFIX"] = "file://localhost" + aloneStore
@@ -489,8 +526,8 @@ func TestFrontHandsWalPushToTheAgentAndPrintsAsTheFullProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	front = runFront(t, nil, c.Dir, l.front, l.front, "--envdir", alone, "wal-push", filepath.Join("pg_wal", seg))
-	if !front.coreRan {
-		t.Errorf("without an agent the front did not run the full program")
+	if front.ran != walPrgRan {
+		t.Errorf("without an agent, for a file store, the front ran the %q program, not the WAL program", front.ran)
 	}
 	same(t, "wal-push without an agent", front, full)
 	if front.code != 0 || !strings.Contains(front.stderr, "completed archiving") {
@@ -592,8 +629,8 @@ func TestFrontToldToStopWhileTheAgentIsStuckExitsLeavingNothing(t *testing.T) {
 	}
 	w.Close()
 	r := runFront(t, nil, c.Dir, l.front, l.front, "--envdir", env, "wal-fetch", "-p", "0", "000000010000000000000078", dest)
-	if r.code != 1 || r.coreRan {
-		t.Errorf("after the stuck call: exit %d (want 1), full program ran %v\n%s\nagent:\n%s", r.code, r.coreRan, r.stderr, agentErr.String())
+	if r.code != 1 || r.ran != frontOnly {
+		t.Errorf("after the stuck call: exit %d (want 1), program run %q\n%s\nagent:\n%s", r.code, r.ran, r.stderr, agentErr.String())
 	}
 }
 
@@ -615,5 +652,95 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited %v for %s", d, what)
 		}
+	}
+}
+
+// initCounts counts the package initialisations GODEBUG=inittrace=1 put
+// in a log: the AWS SDK's (in both programs) and Prometheus's (the full
+// program's agent only).
+func initCounts(log string) (aws, prometheus int) {
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.HasPrefix(line, "init github.com/aws/"):
+			aws++
+		case strings.HasPrefix(line, "init github.com/prometheus/"):
+			prometheus++
+		}
+	}
+	return aws, prometheus
+}
+
+// TestWALProgramArchivesAndReplaysAClusterWithoutAnAgent runs a real
+// cluster's archive_command and a second cluster's restore_command
+// through the front with no agent: the WAL program does every call (the
+// package initialisation traced into PostgreSQL's logs shows which
+// program ran), including standalone prefetch, whose helpers it starts
+// as itself, and the replica ends with the primary's data.
+func TestWALProgramArchivesAndReplaysAClusterWithoutAnAgent(t *testing.T) {
+	l := installed(t)
+	primary := pgtest.New(t, pgtest.Options{})
+	store := primary.MkDir(t, "store")
+	env := filepath.Join(primary.Base, "env")
+	writeEnvdir(t, env, map[string]string{
+		"WALE_FILE_PREFIX":     "file://localhost" + store,
+		"WALE_LOG_DESTINATION": "stderr",
+		"WALDEN_COMPRESSION":   "lz4",
+		"WALDEN_SOCKET":        filepath.Join(primary.MkDir(t, "run"), "nobody.sock"),
+	})
+	primary.WriteConf(t, map[string]string{
+		"archive_mode":    "on",
+		"wal_level":       "replica",
+		"archive_command": pgtest.Quote(fmt.Sprintf("GODEBUG=inittrace=1 %s --envdir %s wal-push %%p", l.front, env)),
+	})
+	primary.Start(t)
+	base := filepath.Join(primary.MkDir(t, "copies"), "replica")
+	primary.BaseCopy(t, base)
+	primary.Pgbench(t, "-i", "-s", "2", "-q")
+	primary.Psql(t, "create table marker as select 'after-base' as note")
+	want := primary.Psql(t, "select sum(abalance) + count(*) from pgbench_accounts")
+	last := primary.Psql(t, "select pg_walfile_name(pg_current_wal_lsn())")
+	primary.Psql(t, "select pg_switch_wal()")
+	primary.WaitArchived(t, last, 2*time.Minute)
+	if failed := primary.Psql(t, "select failed_count from pg_stat_archiver"); failed != "0" {
+		t.Fatalf("failed archive attempts: %s\n%s", failed, primary.LogContents())
+	}
+	archived, err := strconv.Atoi(primary.Psql(t, "select archived_count from pg_stat_archiver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aws, prom := initCounts(primary.LogContents())
+	if archived < 3 || aws == 0 || prom != 0 {
+		t.Fatalf("archive_command: %d segments archived, AWS SDK initialised %d times, Prometheus %d times: want the WAL program for every call", archived, aws, prom)
+	}
+	primary.Stop(t)
+
+	replica := pgtest.New(t, pgtest.Options{NoInit: true, Conf: map[string]string{
+		"archive_mode":           "off",
+		"restore_command":        pgtest.Quote(fmt.Sprintf(`GODEBUG=inittrace=1 %s --envdir %s wal-fetch -p 4 "%%f" "%%p"`, l.front, env)),
+		"recovery_target_action": "promote",
+	}})
+	if err := os.Remove(replica.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(base, replica.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(replica.Dir, "recovery.signal"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Chown(t, replica.Dir)
+	replica.Start(t)
+	replica.WaitRecoveryDone(t, 3*time.Minute)
+	if got := replica.Psql(t, "select sum(abalance) + count(*) from pgbench_accounts"); got != want {
+		t.Errorf("replica has %s, primary had %s", got, want)
+	}
+	if got := replica.Psql(t, "select note from marker"); got != "after-base" {
+		t.Errorf("replica's marker: %q", got)
+	}
+	log := replica.LogContents()
+	aws, prom = initCounts(log)
+	if !strings.Contains(log, "promoted prefetched wal segment") || aws == 0 || prom != 0 {
+		t.Errorf("restore_command: prefetch promotions %v, AWS SDK initialised %d times, Prometheus %d times: want the WAL program, prefetching\n%s",
+			strings.Contains(log, "promoted prefetched wal segment"), aws, prom, log)
 	}
 }

@@ -4,8 +4,10 @@
 // every storage SDK it links) costs tens of milliseconds. When the agent
 // runs, it usually holds the segment already (push-ahead, or its prefetch
 // cache for restore_command), so this small program asks it over the
-// fast-path socket and prints its answer; in every other case it replaces
-// itself with the full program, same argv and environment.
+// fast-path socket and prints its answer. Otherwise it replaces itself,
+// same argv and environment, with the WAL program (walden-wal beside the
+// full program) when that can do the work, a wal-push or wal-fetch for an
+// S3 or file store, and with the full program in every other case.
 //
 // It must link nothing heavy: no cloud SDKs, gRPC or metrics, and not
 // even encoding/json, net or the logger, whose initialisation alone is a
@@ -57,12 +59,38 @@ func run(argv, env []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: cannot find the full walden program: %v\n", prog, err)
 		return missingCoreStatus(cmd)
 	}
-	if status, handled := handOff(argv, cmd, core, stdout, stderr); handled {
+	status, handled, walOK := handOff(argv, cmd, core, stdout, stderr)
+	if handled {
 		return status
+	}
+	if walOK {
+		if w, ok := walProgram(core); ok {
+			err = syscall.Exec(w, argv, env)
+			fmt.Fprintf(stderr, "%s: cannot run walden's WAL program %s: %v\n", prog, w, err)
+			return missingCoreStatus(cmd)
+		}
 	}
 	err = syscall.Exec(core, argv, env)
 	fmt.Fprintf(stderr, "%s: cannot run the full walden program %s: %v\n", prog, core, err)
 	return missingCoreStatus(cmd)
+}
+
+// walProgramName is the WAL program's file name, in the full program's
+// directory: /usr/lib/walden/walden-wal as packaged, dist/walden-wal in a
+// build tree. It is the full program built with the walden_wal tag:
+// wal-push, wal-fetch and wal-prefetch for S3 and file stores, which
+// starts in about half the full program's time.
+const walProgramName = "walden-wal"
+
+// walProgram is the WAL program beside the full program core. Without
+// one (an older layout, a test's lone build), the full program does it.
+func walProgram(core string) (string, bool) {
+	w := filepath.Join(filepath.Dir(core), walProgramName)
+	fi, err := os.Stat(w)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return w, true
 }
 
 // missingCoreStatus is the exit status when the full program cannot run.
@@ -124,41 +152,53 @@ func findCore(explicit string) (string, error) {
 }
 
 // handOff does what the full program does for a command the agent can
-// serve, up to the agent's answer. handled is false whenever the full
-// program must run instead: another command, anything it would report
-// itself (usage errors, help, configuration errors or warnings), no agent,
-// a refusal or a broken connection.
-func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bool) {
+// serve, up to the agent's answer. handled is false whenever another
+// program must run instead: another command, anything the full program
+// would report itself (usage errors, help, configuration errors or
+// warnings), no agent, a refusal or a broken connection. walOK says that
+// the WAL program may run it: the arguments and configuration were read
+// without a word to say about them, the agent (if one is configured) was
+// asked, and the store is not GCS, which that program leaves out.
+func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (status int, handled, walOK bool) {
 	gr, ok := served[cmd]
 	if !ok || cli.WantsHelp(argv[1:]) {
-		return 0, false
+		return 0, false, false
 	}
 	g, err := cli.ParseGlobal(argv)
 	if err != nil {
-		return 0, false
+		return 0, false, false
 	}
 	in := g.Rest[1:]
 	for _, t := range in {
 		if t == "-h" || t == "--help" {
-			return 0, false
+			return 0, false, false
 		}
 	}
 	p, _, err := cli.Parse(gr.opts, in, false)
 	if err != nil || len(p.Pos) < gr.minPos || len(p.Pos) > gr.maxPos {
-		return 0, false
+		return 0, false, false
 	}
 	flags := g.Flags()
 	if dir, ok := g.Envdir(os.LookupEnv); ok {
 		if err := cli.ApplyEnvdir(dir); err != nil {
-			return 0, false
+			return 0, false, false
 		}
 		if abs, err := filepath.Abs(dir); err == nil {
 			g.Args = cli.WithEnvdir(g.Args, abs)
 		}
 	}
 	s, err := config.Load(os.LookupEnv, flags)
-	if err != nil || len(s.Warnings) > 0 || s.SocketPath == "" {
-		return 0, false
+	if err != nil || len(s.Warnings) > 0 || !s.HasPrefix {
+		return 0, false, false
+	}
+	walOK = s.Prefix.Scheme != "gs"
+	if cmd == "wal-fetch" && walname.Classify(p.Pos[0]) == walname.KindOther {
+		// A name that is not a WAL file's is a usage error the full
+		// program words itself.
+		return 0, false, false
+	}
+	if s.SocketPath == "" {
+		return 0, false, walOK
 	}
 	fastpath.UseExecutable(core)
 	prog, _ := cli.Prog(argv[0])
@@ -167,30 +207,24 @@ func handOff(argv []string, cmd, core string, stdout, stderr io.Writer) (int, bo
 	ctx, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	req := &fastpath.Request{Command: cmd, Positionals: p.Pos, Options: p.Vals, Flags: p.Flags,
 		Prog: prog, GlobalArgs: g.Args, Terse: flags.Terse}
-	var status int
 	switch cmd {
 	case "wal-push":
 		ok, status, err = fastpath.HandOff(ctx, s, req, stdout, stderr)
 	case "wal-fetch":
-		// A name that is not a WAL file's is a usage error the full
-		// program words itself.
-		if walname.Classify(p.Pos[0]) == walname.KindOther {
-			return 0, false
-		}
 		ok, status, err = fastpath.HandOffFetch(ctx, s, req, p.Pos[1], stdout, stderr)
 	default:
-		return 0, false
+		return 0, false, false
 	}
 	switch {
 	case !ok:
-		return 0, false
+		return 0, false, walOK
 	case err != nil:
 		// Told to stop, and the agent did not report how its work ended
 		// (its log lines, as the full program's own run would write
 		// them, normally come back with its status): exit 1 as the full
 		// program does, with a plain line, since the front has no logger.
 		fmt.Fprintf(stderr, "%s: stopped before the agent reported the outcome: %v\n", prog, err)
-		return 1, true
+		return 1, true, false
 	}
-	return status, true
+	return status, true, false
 }

@@ -1,3 +1,5 @@
+//go:build !walden_wal
+
 package main
 
 import (
@@ -19,30 +21,6 @@ import (
 	"github.com/walden-pg/walden/wal"
 	"github.com/walden-pg/walden/walelog"
 )
-
-// handOff gives a wal-push or wal-fetch to the agent serving the
-// configured socket (fastpath.HandOff). handled is false when the caller
-// must do the work itself.
-func (a *app) handOff(ctx context.Context, name string, p *args) (handled bool, err error) {
-	handled, status, err := fastpath.HandOff(ctx, a.settings, &fastpath.Request{
-		Command:     name,
-		Positionals: p.pos,
-		Options:     p.vals,
-		Flags:       p.flags,
-		Prog:        a.prog,
-		GlobalArgs:  a.globalArgs,
-		Terse:       a.flags.Terse,
-	}, a.stdout, a.stderr)
-	switch {
-	case !handled:
-		return false, nil
-	case err != nil:
-		return true, err
-	case status != 0:
-		return true, exitStatus(status)
-	}
-	return true, nil
-}
 
 // agentWAL serves fast-path requests inside the agent with the same
 // wal.Archive code a standalone process runs, under an app whose logger

@@ -1,3 +1,5 @@
+//go:build !walden_wal
+
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	"github.com/walden-pg/walden/agent"
-	"github.com/walden-pg/walden/agent/fastpath"
 	"github.com/walden-pg/walden/agent/fastpath/server"
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/wal"
@@ -74,24 +75,6 @@ func newFetchAhead(log *walelog.Logger, limit int64) *agent.Prefetcher {
 		return nil
 	}
 	return p
-}
-
-// handOffFetch gives a wal-fetch to the agent, which sends the file's
-// bytes; this process writes %p itself. As handOff otherwise.
-func (a *app) handOffFetch(ctx context.Context, p *args) (handled bool, err error) {
-	handled, status, err := fastpath.HandOffFetch(ctx, a.settings, &fastpath.Request{
-		Command:     "wal-fetch",
-		Positionals: p.pos,
-		Options:     p.vals,
-		Flags:       p.flags,
-		Prog:        a.prog,
-		GlobalArgs:  a.globalArgs,
-		Terse:       a.flags.Terse,
-	}, p.pos[1], a.stdout, a.stderr)
-	if !handled || err != nil || status == 0 {
-		return handled, err
-	}
-	return true, exitStatus(status)
 }
 
 // prefixKey names a store prefix's cache directory.

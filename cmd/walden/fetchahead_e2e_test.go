@@ -253,10 +253,7 @@ func faReplica(t *testing.T, bin string) (replica *pgtest.Cluster, env, addr str
 	primary.Start(t)
 	primary.Psql(t, "create table marker(id int primary key, note text)")
 	base := filepath.Join(primary.MkDir(t, "copies"), "replica")
-	if out, err := pgtest.RunAs(t, primary.Env(), "", filepath.Join(primary.BinDir, "pg_basebackup"),
-		"-D", base, "-X", "none", "-h", primary.SocketDir, "-p", fmt.Sprint(primary.Port), "-U", "postgres", "--checkpoint=fast"); err != nil {
-		t.Fatalf("pg_basebackup: %v %s", err, out)
-	}
+	primary.BaseCopy(t, base)
 	primary.Pgbench(t, "-i", "-s", "2", "-q")
 	primary.Psql(t, "do $$ begin for i in 1..40 loop insert into marker values (i, 'n' || i); perform pg_switch_wal(); end loop; end $$")
 	want = map[string]string{

@@ -45,15 +45,6 @@ func (c *command) configFailStatus() int {
 	return c.configFail
 }
 
-func commands() []*command {
-	return []*command{
-		versionCmd, walPushCmd, walFetchCmd, walPrefetchCmd,
-		backupPushCmd, backupFetchCmd, backupListCmd, deleteCmd,
-		restoreCmd, agentCmd, statusCmd, checkCmd,
-		verifyCmd,
-	}
-}
-
 var globalOpts = optsOf(cli.GlobalOptions)
 
 // app is one invocation: its name, streams, settings and logger. Nothing

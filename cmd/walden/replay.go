@@ -1,3 +1,5 @@
+//go:build !walden_wal
+
 package main
 
 import (

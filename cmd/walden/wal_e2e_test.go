@@ -55,10 +55,7 @@ func TestArchiveUnderLoadAndReplayFromBaseCopy(t *testing.T) {
 	primary.Psql(t, "insert into marker values (1, 'before-base')")
 
 	base := filepath.Join(primary.MkDir(t, "copies"), "replica")
-	if out, err := pgtest.RunAs(t, primary.Env(), "", filepath.Join(primary.BinDir, "pg_basebackup"),
-		"-D", base, "-X", "none", "-h", primary.SocketDir, "-p", fmt.Sprint(primary.Port), "-U", "postgres", "--checkpoint=fast"); err != nil {
-		t.Fatalf("pg_basebackup: %v %s", err, out)
-	}
+	primary.BaseCopy(t, base)
 
 	primary.Pgbench(t, "-c", "2", "-j", "2", "-T", "15", "-n")
 	primary.Psql(t, "insert into marker values (2, 'after-load')")

@@ -39,10 +39,7 @@ func TestRecoveryStopsAtABrokenArchiveInsteadOfPromoting(t *testing.T) {
 	primary.Psql(t, "create table marker(id int primary key, note text)")
 	primary.Psql(t, "insert into marker values (0, 'before-base')")
 	base := filepath.Join(primary.MkDir(t, "copies"), "base")
-	if out, err := pgtest.RunAs(t, primary.Env(), "", filepath.Join(primary.BinDir, "pg_basebackup"),
-		"-D", base, "-X", "none", "-h", primary.SocketDir, "-p", fmt.Sprint(primary.Port), "-U", "postgres", "--checkpoint=fast"); err != nil {
-		t.Fatalf("pg_basebackup: %v %s", err, out)
-	}
+	primary.BaseCopy(t, base)
 	label, err := os.ReadFile(filepath.Join(base, "backup_label"))
 	if err != nil {
 		t.Fatal(err)

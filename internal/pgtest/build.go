@@ -18,12 +18,20 @@ const waldenPkg = "github.com/walden-pg/walden/cmd/walden"
 // GOTAGS), so that the end-to-end tests run what the package ships.
 const BuildTags = "disable_grpc_modules"
 
-var build struct {
-	once    sync.Once
-	invoked atomic.Bool // lets this package's own tests check it never builds
-	path    string
-	err     error
+// WALTags are the tags of the WAL program (the Makefile's WALTAGS): the
+// full program's wal-push, wal-fetch and wal-prefetch alone, without GCS.
+const WALTags = "walden_wal"
+
+type built struct {
+	once sync.Once
+	path string
+	err  error
 }
+
+var (
+	invoked            atomic.Bool // lets this package's own tests check it never builds
+	build, buildWALPrg built
+)
 
 // BuildWalden builds the walden command once per test binary and returns
 // the path of the executable, in a directory the postgres user can read and
@@ -33,8 +41,8 @@ var build struct {
 func BuildWalden(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
-		build.invoked.Store(true)
-		build.path, build.err = buildWalden()
+		invoked.Store(true)
+		build.path, build.err = buildWalden(BuildTags, "walden")
 	})
 	if build.err != nil {
 		t.Fatal(build.err)
@@ -42,7 +50,21 @@ func BuildWalden(t testing.TB) string {
 	return build.path
 }
 
-func buildWalden() (string, error) {
+// BuildWALProgram builds the WAL program (WALTags) once per test binary,
+// as BuildWalden builds the full program.
+func BuildWALProgram(t testing.TB) string {
+	t.Helper()
+	buildWALPrg.once.Do(func() {
+		invoked.Store(true)
+		buildWALPrg.path, buildWALPrg.err = buildWalden(WALTags, "walden-wal")
+	})
+	if buildWALPrg.err != nil {
+		t.Fatal(buildWALPrg.err)
+	}
+	return buildWALPrg.path
+}
+
+func buildWalden(tags, name string) (string, error) {
 	sweepStale()
 	// go test puts its own toolchain first in PATH for the test binary.
 	goTool, err := exec.LookPath("go")
@@ -53,10 +75,10 @@ func buildWalden() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "walden")
+	out := filepath.Join(dir, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-tags", BuildTags, "-o", out, waldenPkg)
+	cmd := exec.CommandContext(ctx, goTool, "build", "-tags", tags, "-o", out, waldenPkg)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("pgtest: go build %s: %w\n%s", waldenPkg, err, msg)

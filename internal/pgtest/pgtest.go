@@ -398,6 +398,17 @@ func (c *Cluster) Pgbench(t testing.TB, args ...string) string {
 	return string(out)
 }
 
+// BaseCopy copies the running cluster into dir with pg_basebackup -X none
+// (a fast checkpoint first): a data directory without WAL, for recovery
+// that must fetch every segment from an archive.
+func (c *Cluster) BaseCopy(t testing.TB, dir string) {
+	t.Helper()
+	if out, err := RunAs(t, c.Env(), "", filepath.Join(c.BinDir, "pg_basebackup"),
+		"-D", dir, "-X", "none", "-h", c.SocketDir, "-p", fmt.Sprint(c.Port), "-U", "postgres", "--checkpoint=fast"); err != nil {
+		t.Fatalf("pgtest: pg_basebackup: %v %s", err, out)
+	}
+}
+
 // MkDir creates a directory named name under Base, owned by postgres and
 // removed with the cluster: a place for archives or restores that the
 // server or walden, running as postgres, must write.

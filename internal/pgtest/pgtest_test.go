@@ -18,7 +18,7 @@ import (
 // last test holds under -shuffle too.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if build.invoked.Load() {
+	if invoked.Load() {
 		fmt.Fprintln(os.Stderr, "pgtest: BuildWalden was invoked by this package's tests")
 		code = 1
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/walden-pg/walden/config"
 	"github.com/walden-pg/walden/storage"
 	"github.com/walden-pg/walden/storage/file"
-	"github.com/walden-pg/walden/storage/gcs"
 	"github.com/walden-pg/walden/storage/s3"
 )
 
@@ -21,7 +20,7 @@ func Store(ctx context.Context, s *config.Settings) (storage.Store, error) {
 	case "s3":
 		return s3.New(ctx, p, s.S3, s.Retries)
 	case "gs":
-		return gcs.New(ctx, p, s.GCSCredentialsFile, s.Retries)
+		return openGCS(ctx, s)
 	default:
 		return file.New("/" + p.Path), nil
 	}
