@@ -744,3 +744,89 @@ func TestWALProgramArchivesAndReplaysAClusterWithoutAnAgent(t *testing.T) {
 			strings.Contains(log, "promoted prefetched wal segment"), aws, prom, log)
 	}
 }
+
+// TestFrontFallsBackToTheFullProgramWhenTheWALProgramCannotRun: a WAL
+// program that cannot be executed (here not executable at all) costs one
+// line on stderr; the full program then does the call, so archiving goes
+// on.
+func TestFrontFallsBackToTheFullProgramWhenTheWALProgramCannotRun(t *testing.T) {
+	core := pgtest.BuildWalden(t)
+	root, err := os.MkdirTemp("", "walden-front-broken-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	for _, d := range []string{"", "bin", "lib", "lib/walden", "store"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	front := filepath.Join(root, "bin", "walden")
+	if err := buildFront(front); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(core, filepath.Join(root, "lib", "walden", "walden")); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(root, "lib", "walden", "walden-wal")
+	if err := os.WriteFile(broken, []byte("not a program\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Chown(t, root)
+	env := []string{"WALE_FILE_PREFIX=file://localhost" + filepath.Join(root, "store"), "WALE_LOG_DESTINATION=stderr",
+		"WALDEN_SOCKET=" + filepath.Join(root, "no-agent.sock"), "WALDEN_LOCK_DIR=" + root}
+	missing := filepath.Join(root, "pg_wal", "000000010000000000000001")
+	r := runFront(t, env, root, front, front, "wal-push", missing)
+	full := runAs(t, env, root, front, core, "wal-push", missing)
+	first, rest, _ := strings.Cut(r.stderr, "\n")
+	if want := "walden: cannot run walden's WAL program " + broken; !strings.HasPrefix(first, want) || !strings.HasSuffix(first, "; running the full program") {
+		t.Errorf("first line %q, want %q ... running the full program", first, want)
+	}
+	if r.ran != fullPrg {
+		t.Errorf("the front ran %q, want the full program", r.ran)
+	}
+	r.stderr = rest
+	same(t, "wal-push with a broken WAL program", r, full)
+	if r.code != 1 {
+		t.Errorf("exit %d, want the full program's 1 for a missing file", r.code)
+	}
+}
+
+// TestWALProgramRefusesAGCSPrefixInOneLine: run directly (the front never
+// does this), the WAL program has no GCS client and says so, naming the
+// prefix, with each command's failure status.
+func TestWALProgramRefusesAGCSPrefixInOneLine(t *testing.T) {
+	l := installed(t)
+	tmp := t.TempDir()
+	env := []string{"WALE_GS_PREFIX=gs://walden-front-test/x", "WALE_LOG_DESTINATION=stderr", "STORAGE_EMULATOR_HOST=127.0.0.1:1",
+		"WALDEN_SOCKET=" + filepath.Join(tmp, "no-agent.sock"), "WALDEN_LOCK_DIR=" + tmp}
+	seg := filepath.Join(tmp, "000000010000000000000001")
+	if err := os.WriteFile(seg, make([]byte, 16<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"wal-push", seg}, 1},
+		{[]string{"wal-fetch", "000000010000000000000001", filepath.Join(tmp, "RECOVERYXLOG")}, 200},
+	} {
+		cmd := exec.Command(l.walPrg, tc.args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%v: %v, want exit %d\n%s", tc.args, err, tc.code, errb.String())
+		}
+		msg := errb.String()
+		if !strings.Contains(msg, "gs://walden-front-test/x/: this is walden's WAL program, built without the GCS client") ||
+			!strings.Contains(msg, "/usr/bin/walden") || strings.Count(msg, "MSG:") != 1 {
+			t.Errorf("%v: stderr %q does not refuse in one message naming the prefix", tc.args, msg)
+		}
+	}
+}

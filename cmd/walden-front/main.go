@@ -66,8 +66,9 @@ func run(argv, env []string, stdout, stderr io.Writer) int {
 	if walOK {
 		if w, ok := walProgram(core); ok {
 			err = syscall.Exec(w, argv, env)
-			fmt.Fprintf(stderr, "%s: cannot run walden's WAL program %s: %v\n", prog, w, err)
-			return missingCoreStatus(cmd)
+			// The full program does the same work: a broken WAL program
+			// must not stop archiving or recovery, but it is said.
+			fmt.Fprintf(stderr, "%s: cannot run walden's WAL program %s (%v); running the full program\n", prog, w, err)
 		}
 	}
 	err = syscall.Exec(core, argv, env)
