@@ -10,30 +10,38 @@ import (
 	"github.com/walden-pg/walden/internal/pgtest"
 )
 
+// shippedDeps checks that the Makefile sets tagVar to tags (what the tests
+// build with) and builds dist/NAME from ./cmd/walden with it, and returns
+// the packages that build links, one per line between newlines.
+func shippedDeps(t *testing.T, tagVar, tags, name string) string {
+	t.Helper()
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + tagVar + ` := (\S+)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatalf("the Makefile sets no %s", tagVar)
+	}
+	if string(m[1]) != tags {
+		t.Fatalf("the Makefile's %s is %q, the tests build with %q", tagVar, m[1], tags)
+	}
+	if !regexp.MustCompile(`build [^\n]*-tags \$\(` + tagVar + `\)[^\n]*-o dist/` + regexp.QuoteMeta(name) + ` \./cmd/walden\n`).Match(mk) {
+		t.Fatalf("the Makefile does not build dist/%s with -tags $(%s)", name, tagVar)
+	}
+	out, err := exec.Command("go", "list", "-tags", tags, "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	return "\n" + string(out)
+}
+
 // TestShippedFullProgramLeavesOutGRPCDirectPath pins the tag the package's
 // build uses: without it the GCS client links gRPC DirectPath (xDS and
 // envoy's protos), whose initialisation every wal-fetch and wal-push
 // without an agent pays, though walden speaks only GCS's JSON API.
 func TestShippedFullProgramLeavesOutGRPCDirectPath(t *testing.T) {
-	mk, err := os.ReadFile("../../Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^GOTAGS := (\S+)$`).FindSubmatch(mk)
-	if m == nil {
-		t.Fatal("the Makefile sets no GOTAGS")
-	}
-	if string(m[1]) != pgtest.BuildTags {
-		t.Fatalf("the Makefile builds with tags %q, the end-to-end tests with %q", m[1], pgtest.BuildTags)
-	}
-	if !regexp.MustCompile(`build [^\n]*-tags \$\(GOTAGS\)[^\n]*-o dist/walden-core \./cmd/walden\n`).Match(mk) {
-		t.Fatal("the Makefile does not build dist/walden-core with -tags $(GOTAGS)")
-	}
-	out, err := exec.Command("go", "list", "-tags", pgtest.BuildTags, "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	deps := "\n" + string(out)
+	deps := shippedDeps(t, "GOTAGS", pgtest.BuildTags, "walden-core")
 	if !strings.Contains(deps, "\ncloud.google.com/go/storage\n") {
 		t.Fatal("the full program no longer links the GCS client")
 	}
@@ -50,25 +58,7 @@ func TestShippedFullProgramLeavesOutGRPCDirectPath(t *testing.T) {
 // client, the agent with its metrics, base backups and libpq were about
 // half of the full program's.
 func TestWALProgramLinksNeitherGCSNorTheOtherCommands(t *testing.T) {
-	mk, err := os.ReadFile("../../Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^WALTAGS := (\S+)$`).FindSubmatch(mk)
-	if m == nil {
-		t.Fatal("the Makefile sets no WALTAGS")
-	}
-	if string(m[1]) != pgtest.WALTags {
-		t.Fatalf("the Makefile builds the WAL program with tags %q, the tests with %q", m[1], pgtest.WALTags)
-	}
-	if !regexp.MustCompile(`build [^\n]*-tags \$\(WALTAGS\)[^\n]*-o dist/walden-wal \./cmd/walden\n`).Match(mk) {
-		t.Fatal("the Makefile does not build dist/walden-wal with -tags $(WALTAGS)")
-	}
-	out, err := exec.Command("go", "list", "-tags", pgtest.WALTags, "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	deps := "\n" + string(out)
+	deps := shippedDeps(t, "WALTAGS", pgtest.WALTags, "walden-wal")
 	// What wal-push and wal-fetch need must still be there.
 	for _, pkg := range []string{"github.com/walden-pg/walden/storage/s3", "github.com/walden-pg/walden/storage/file",
 		"github.com/walden-pg/walden/wal", "github.com/walden-pg/walden/gpg", "github.com/walden-pg/walden/walelog"} {

@@ -22,16 +22,32 @@ const BuildTags = "disable_grpc_modules"
 // full program's wal-push, wal-fetch and wal-prefetch alone, without GCS.
 const WALTags = "walden_wal"
 
+// built is one program, built at most once per test binary.
 type built struct {
-	once sync.Once
-	path string
-	err  error
+	once       sync.Once
+	tags, name string
+	path       string
+	err        error
 }
 
 var (
-	invoked            atomic.Bool // lets this package's own tests check it never builds
-	build, buildWALPrg built
+	invoked atomic.Bool // lets this package's own tests check it never builds
+	full    = &built{tags: BuildTags, name: "walden"}
+	walOnly = &built{tags: WALTags, name: "walden-wal"}
 )
+
+// get builds b on first use and returns its path.
+func (b *built) get(t testing.TB) string {
+	t.Helper()
+	b.once.Do(func() {
+		invoked.Store(true)
+		b.path, b.err = buildWalden(b.tags, b.name)
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 // BuildWalden builds the walden command once per test binary and returns
 // the path of the executable, in a directory the postgres user can read and
@@ -40,28 +56,14 @@ var (
 // single test owns it.
 func BuildWalden(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		invoked.Store(true)
-		build.path, build.err = buildWalden(BuildTags, "walden")
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.path
+	return full.get(t)
 }
 
 // BuildWALProgram builds the WAL program (WALTags) once per test binary,
 // as BuildWalden builds the full program.
 func BuildWALProgram(t testing.TB) string {
 	t.Helper()
-	buildWALPrg.once.Do(func() {
-		invoked.Store(true)
-		buildWALPrg.path, buildWALPrg.err = buildWalden(WALTags, "walden-wal")
-	})
-	if buildWALPrg.err != nil {
-		t.Fatal(buildWALPrg.err)
-	}
-	return buildWALPrg.path
+	return walOnly.get(t)
 }
 
 func buildWalden(tags, name string) (string, error) {
